@@ -1,0 +1,93 @@
+#include <memory>
+#include <string>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/errors.h"
+#include "engine/console_sink.h"
+#include "engine/engine.h"
+#include "exec/interrupt.h"
+#include "exec/process_launcher.h"
+#include "exec/task_process.h"
+#include "exec/worker_launcher.h"
+#include "graph/graph.h"
+#include "store/datastore.h"
+
+namespace py = pybind11;
+
+namespace cairn {
+namespace {
+
+template <typename T>
+void Take(const py::dict& d, const char* key, T* out) {
+  if (d.contains(key) && !d[key].is_none()) *out = d[key].cast<T>();
+}
+
+RunOptions OptionsFrom(const py::dict& d) {
+  RunOptions o;
+  Take(d, "root", &o.root);
+  Take(d, "graph_json", &o.graph_json);
+  Take(d, "max_workers", &o.max_workers);
+  Take(d, "max_num_splits", &o.max_num_splits);
+  Take(d, "user", &o.user);
+  Take(d, "tags", &o.tags);
+  Take(d, "system_tags", &o.system_tags);
+  Take(d, "params_json", &o.params_json);
+  Take(d, "param_artifacts_json", &o.param_artifacts_json);
+  Take(d, "origin_run_id", &o.origin_run_id);
+  Take(d, "resume_steps", &o.resume_steps);
+  Take(d, "flow_payload_json", &o.flow_payload_json);
+  Take(d, "task_argv", &o.task_argv);
+  Take(d, "require_result", &o.require_result);
+  return o;
+}
+
+py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const py::dict& console) {
+  RunOptions run_options = OptionsFrom(options);
+  ConsoleOptions console_options;
+  Take(console, "quiet", &console_options.quiet);
+  Take(console, "live_progress", &console_options.live_progress);
+  Result<RunSummary> result = Status::IOError("the run did not start");
+  {
+    py::gil_scoped_release release;
+    result = [&]() -> Result<RunSummary> {
+      CAIRN_ASSIGN_OR_RETURN(Graph graph, Graph::FromSpec(run_options.graph_json));
+      CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<Datastore> store,
+                             Datastore::Open(run_options.root, Datastore::Mode::kReadWrite));
+      std::unique_ptr<Launcher> launcher;
+      if (worker_fd >= 0) {
+        launcher = std::make_unique<WorkerLauncher>(worker_fd, worker_pid);
+      } else {
+        launcher = std::make_unique<ProcessLauncher>(run_options.root + "/tmp");
+      }
+      ConsoleSink sink(stdout, stderr, console_options);
+      InterruptCatcher catcher;
+      Engine engine(graph, *store, *launcher, sink);
+      return engine.Run(run_options, catcher.fd(), [&catcher] { return catcher.interrupted(); });
+    }();
+  }
+  RunSummary summary = Unwrap(std::move(result));
+  py::dict out;
+  out["run_id"] = summary.run_id;
+  out["status"] = summary.status;
+  out["tasks_succeeded"] = summary.tasks_succeeded;
+  out["tasks_failed"] = summary.tasks_failed;
+  out["tasks_cloned"] = summary.tasks_cloned;
+  out["failure"] = summary.failure;
+  return out;
+}
+
+}  // namespace
+
+void BindEngine(py::module_& m) {
+  m.def("run", &RunFlow, py::arg("options"), py::arg("worker_fd") = -1, py::arg("worker_pid") = 0,
+        py::arg("console") = py::dict(),
+        "Runs a flow to completion. With worker_fd, tasks are forked by the worker at the other end "
+        "of that socket; otherwise each is spawned from options['task_argv'].");
+  m.def("become_task_process", [] { ThrowIfError(BecomeTaskProcess()); },
+        "In a task process: own process group, die with the parent.");
+  m.def("die_with_parent", [](int parent) { ThrowIfError(DieWithParent(parent)); });
+}
+
+}  // namespace cairn

@@ -1,0 +1,141 @@
+#include <memory>
+#include <vector>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/errors.h"
+#include "store/artifact_store.h"
+#include "store/datastore.h"
+
+namespace py = pybind11;
+
+namespace cairn {
+namespace {
+
+// One segment of a blob, exposed through the buffer protocol. Holds the blob
+// so that memory stays mapped while any view (or numpy array) uses it.
+struct BlobSegment {
+  std::shared_ptr<Blob> blob;
+  size_t index;
+};
+
+py::list GetBlob(const ArtifactStore& store, const std::string& digest) {
+  std::unique_ptr<Blob> blob;
+  {
+    py::gil_scoped_release release;
+    auto result = store.Get(digest);
+    if (!result.ok()) {
+      py::gil_scoped_acquire acquire;
+      ThrowStatus(result.status());
+    }
+    blob = std::move(result).value();
+  }
+  std::shared_ptr<Blob> shared(std::move(blob));
+  py::list segments;
+  for (size_t i = 0; i < shared->segment_count(); ++i) {
+    segments.append(py::memoryview(py::cast(BlobSegment{shared, i})));
+  }
+  return segments;
+}
+
+py::tuple PutBlob(ArtifactStore& store, const py::list& parts) {
+  std::vector<py::buffer_info> infos;
+  std::vector<ByteView> views;
+  infos.reserve(parts.size());
+  for (const py::handle& part : parts) {
+    infos.push_back(py::reinterpret_borrow<py::buffer>(part).request());
+    const py::buffer_info& info = infos.back();
+    views.push_back(ByteView{info.ptr, static_cast<size_t>(info.size * info.itemsize)});
+  }
+  Result<PutResult> result = [&] {
+    py::gil_scoped_release release;
+    return store.Put(views);
+  }();
+  PutResult put = Unwrap(std::move(result));
+  return py::make_tuple(put.digest, put.size, put.stored_size);
+}
+
+}  // namespace
+
+void BindStore(py::module_& m) {
+  py::class_<BlobSegment>(m, "BlobSegment", py::buffer_protocol())
+      .def_buffer([](BlobSegment& s) {
+        std::span<uint8_t> bytes = s.blob->segment(s.index);
+        return py::buffer_info(bytes.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(bytes.size())}, {1}, /*readonly=*/false);
+      });
+
+  py::class_<ArtifactStore>(m, "ArtifactStore")
+      .def(py::init<std::string>(), py::arg("root"))
+      .def("put", &PutBlob, "Stores a list of buffers as one blob; returns (digest, size, stored_size).")
+      .def("get", &GetBlob, "Reads a blob back as a list of writable memoryviews; verifies its digest.")
+      .def("has", &ArtifactStore::Has)
+      .def("path_of", &ArtifactStore::PathOf);
+
+  py::class_<ArtifactRecord>(m, "ArtifactRecord")
+      .def_readonly("name", &ArtifactRecord::name)
+      .def_readonly("digest", &ArtifactRecord::digest)
+      .def_readonly("size", &ArtifactRecord::size)
+      .def_readonly("type", &ArtifactRecord::type)
+      .def_readonly("encoding", &ArtifactRecord::encoding);
+  py::class_<AttemptRecord>(m, "AttemptRecord")
+      .def_readonly("attempt", &AttemptRecord::attempt)
+      .def_readonly("status", &AttemptRecord::status)
+      .def_readonly("exit_code", &AttemptRecord::exit_code)
+      .def_readonly("signal", &AttemptRecord::signal)
+      .def_readonly("reason", &AttemptRecord::reason)
+      .def_readonly("started_at", &AttemptRecord::started_at)
+      .def_readonly("finished_at", &AttemptRecord::finished_at);
+  py::class_<TaskRecord>(m, "TaskRecord")
+      .def_readonly("run_id", &TaskRecord::run_id)
+      .def_readonly("step", &TaskRecord::step)
+      .def_readonly("task_id", &TaskRecord::task_id)
+      .def_readonly("status", &TaskRecord::status)
+      .def_readonly("foreach_index", &TaskRecord::foreach_index)
+      .def_readonly("clone_key", &TaskRecord::clone_key)
+      .def_readonly("origin", &TaskRecord::origin)
+      .def_readonly("result_json", &TaskRecord::result_json)
+      .def_readonly("parents", &TaskRecord::parents)
+      .def_readonly("started_at", &TaskRecord::started_at)
+      .def_readonly("finished_at", &TaskRecord::finished_at)
+      .def_readonly("attempts", &TaskRecord::attempts)
+      .def_readonly("artifacts", &TaskRecord::artifacts);
+  py::class_<RunRecord>(m, "RunRecord")
+      .def_readonly("run_id", &RunRecord::run_id)
+      .def_readonly("flow", &RunRecord::flow)
+      .def_readonly("status", &RunRecord::status)
+      .def_readonly("user", &RunRecord::user)
+      .def_readonly("created_at", &RunRecord::created_at)
+      .def_readonly("finished_at", &RunRecord::finished_at)
+      .def_readonly("origin_run_id", &RunRecord::origin_run_id)
+      .def_readonly("engine_pid", &RunRecord::engine_pid)
+      .def_readonly("params_json", &RunRecord::params_json)
+      .def_readonly("graph_json", &RunRecord::graph_json)
+      .def_readonly("tags", &RunRecord::tags)
+      .def_readonly("system_tags", &RunRecord::system_tags);
+
+  py::class_<Datastore>(m, "Datastore")
+      .def(py::init([](const std::string& root, bool readonly) {
+             return Unwrap(Datastore::Open(root, readonly ? Datastore::Mode::kReadOnly
+                                                          : Datastore::Mode::kReadWrite));
+           }),
+           py::arg("root"), py::arg("readonly") = true)
+      .def_property_readonly("root", &Datastore::root)
+      .def("flows", [](Datastore& d) { return Unwrap(d.Flows()); })
+      .def("runs", [](Datastore& d, const std::string& flow, int64_t limit) { return Unwrap(d.Runs(flow, limit)); },
+           py::arg("flow"), py::arg("limit") = 0)
+      .def("get_run", [](Datastore& d, const std::string& flow, int64_t run_id) { return Unwrap(d.GetRun(flow, run_id)); })
+      .def("tasks", [](Datastore& d, int64_t run_id, const std::string& step) { return Unwrap(d.Tasks(run_id, step)); },
+           py::arg("run_id"), py::arg("step") = "")
+      .def("get_task", [](Datastore& d, int64_t run_id, int64_t task_id) { return Unwrap(d.GetTask(run_id, task_id)); })
+      .def("add_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& tags) {
+        ThrowIfError(d.AddTags(run_id, tags));
+      })
+      .def("remove_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& tags) {
+        ThrowIfError(d.RemoveTags(run_id, tags));
+      });
+  m.attr("SCHEMA_VERSION") = kSchemaVersion;
+}
+
+}  // namespace cairn

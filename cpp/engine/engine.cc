@@ -1,0 +1,503 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/task_io.h"
+#include "engine/task_log.h"
+#include "sched/plan.h"
+#include "util/time.h"
+
+namespace cairn {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kFlushBatch = 512;        // records per transaction at most
+constexpr double kFlushInterval = 0.25;    // seconds a finished task may wait to be committed
+constexpr double kInterruptGrace = 10.0;   // seconds to collect killed tasks
+
+const char* SignalName(int sig) {
+  switch (sig) {
+    case 1: return "SIGHUP";
+    case 2: return "SIGINT";
+    case 6: return "SIGABRT";
+    case 7: return "SIGBUS";
+    case 8: return "SIGFPE";
+    case 9: return "SIGKILL";
+    case 11: return "SIGSEGV";
+    case 13: return "SIGPIPE";
+    case 15: return "SIGTERM";
+    default: return "signal";
+  }
+}
+
+}  // namespace
+
+// Everything that lives for one Run call.
+class Engine::RunState : public OutputSink {
+ public:
+  RunState(Engine& engine, const RunOptions& options)
+      : e_(engine), options_(options), plan_(engine.graph_) {}
+
+  Result<RunSummary> Run(int wake_fd, const std::function<bool()>& interrupted);
+  void OnOutput(TaskKey key, int stream, std::string_view data) override;
+
+ private:
+  // What the engine knows of a task beyond the Plan's view.
+  struct Task {
+    std::vector<ArtifactRecord> artifacts;   // once succeeded
+    std::vector<AttemptRecord> attempts;
+    std::string outcome_json = "{}";
+    std::string last_failure;
+    double started_at = 0;
+    std::unique_ptr<TaskLog> log;            // while an attempt runs
+  };
+
+  Status Prepare();
+  Status StartWork();
+  Status StartTask(TaskKey key);
+  bool TryClone(TaskKey key);
+  Status HandleExit(const TaskExit& exit);
+  void Succeed(TaskKey key, TaskResult result, double finished_at);
+  void Fail(TaskKey key, const std::string& reason, const std::string& tail);
+  std::string BuildPayload(TaskKey key);
+  TaskEvent EventFor(TaskKey key) const;
+  void Record(TaskKey key, const std::string& status);
+  Status Flush(bool force);
+  Status Interrupt(int wake_fd);
+  Task& task(TaskKey key) { return tasks_[key]; }
+
+  Engine& e_;
+  const RunOptions& options_;
+  Plan plan_;
+  int64_t run_id_ = 0;
+  std::vector<ArtifactRecord> params_;
+  std::unordered_map<TaskKey, Task> tasks_;
+  std::multimap<double, TaskKey> retries_;   // monotonic due time -> task
+  std::vector<TaskRecord> pending_;
+  double last_flush_ = 0;
+  RunSummary summary_;
+  // Resume.
+  std::unordered_map<std::string, TaskRecord> origin_;  // clone key -> succeeded task
+  std::vector<bool> rerun_;                               // by StepId
+};
+
+Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSink& sink)
+    : graph_(graph), store_(store), launcher_(launcher), sink_(sink) {}
+Engine::~Engine() = default;
+
+Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::function<bool()> interrupted) {
+  RunState state(*this, options);
+  return state.Run(wake_fd, interrupted);
+}
+
+Status Engine::RunState::Prepare() {
+  CAIRN_ASSIGN_OR_RETURN(params_, ArtifactsFromJson(options_.param_artifacts_json));
+  NewRun run;
+  run.flow = e_.graph_.flow_name();
+  run.user = options_.user;
+  run.origin_run_id = options_.origin_run_id;
+  run.params_json = options_.params_json;
+  run.graph_json = options_.graph_json;
+  run.tags = options_.tags;
+  run.system_tags = options_.system_tags;
+  CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run));
+  run_id_ = record.run_id;
+  summary_.run_id = run_id_;
+
+  // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
+  TaskRecord params;
+  params.run_id = run_id_;
+  params.step = "_parameters";
+  params.task_id = 0;
+  params.status = "succeeded";
+  params.clone_key = "_parameters[]#0";
+  params.started_at = params.finished_at = WallSeconds();
+  params.artifacts = params_;
+  pending_.push_back(std::move(params));
+
+  rerun_.assign(e_.graph_.steps().size(), options_.origin_run_id == 0);
+  if (options_.origin_run_id) {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TaskRecord> origin, e_.store_.Tasks(options_.origin_run_id));
+    std::vector<StepId> from;
+    for (const auto& name : options_.resume_steps) {
+      StepId id = e_.graph_.Find(name);
+      if (id == kNoStep) return Status::InvalidArgument(fmt::format("resume: no step named '{}'", name));
+      from.push_back(id);
+    }
+    for (auto& t : origin) {
+      if (t.status == "succeeded") {
+        std::string key = t.clone_key;
+        origin_.emplace(std::move(key), std::move(t));
+      } else if (options_.resume_steps.empty() && t.status == "failed") {
+        StepId id = e_.graph_.Find(t.step);
+        if (id != kNoStep) from.push_back(id);
+      }
+    }
+    for (StepId id : from) {
+      std::vector<bool> reach = e_.graph_.ReachableFrom(id);
+      for (size_t i = 0; i < reach.size(); ++i) rerun_[i] = rerun_[i] || reach[i];
+    }
+  }
+  return Status::OK();
+}
+
+Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()>& interrupted) {
+  CAIRN_RETURN_IF_ERROR(Prepare());
+  e_.sink_.RunStarted(run_id_, e_.graph_.flow_name(), options_.origin_run_id);
+  plan_.Start();
+  last_flush_ = MonotonicSeconds();
+
+  while (true) {
+    CAIRN_RETURN_IF_ERROR(StartWork());
+    if (plan_.Done() && retries_.empty() && e_.launcher_.running() == 0) break;
+    CAIRN_RETURN_IF_ERROR(Flush(false));
+
+    int timeout_ms = static_cast<int>(kFlushInterval * 1000);
+    if (!retries_.empty()) {
+      double wait = retries_.begin()->first - MonotonicSeconds();
+      timeout_ms = std::clamp(static_cast<int>(wait * 1000) + 1, 0, timeout_ms);
+    }
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TaskExit> exits, e_.launcher_.Wait(timeout_ms, wake_fd, this));
+    for (const TaskExit& exit : exits) CAIRN_RETURN_IF_ERROR(HandleExit(exit));
+    if (interrupted && interrupted()) return Interrupt(wake_fd);
+    double now = MonotonicSeconds();
+    while (!retries_.empty() && retries_.begin()->first <= now) {
+      plan_.Requeue(retries_.begin()->second);
+      retries_.erase(retries_.begin());
+    }
+  }
+
+  const PlannedTask* end = nullptr;
+  for (TaskKey k = static_cast<TaskKey>(plan_.size()); k >= 1; --k) {
+    const PlannedTask& t = plan_.task(k);
+    if (t.step == e_.graph_.end() && t.state == TaskState::kSucceeded) end = &t;
+    if (end) break;
+  }
+  summary_.status = end && !plan_.failed() ? "succeeded" : "failed";
+  if (summary_.status == "failed" && summary_.failure.empty()) summary_.failure = "the run stopped before its end step";
+  CAIRN_RETURN_IF_ERROR(Flush(true));
+  CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, summary_.status));
+  e_.sink_.RunFinished(summary_);
+  return summary_;
+}
+
+Status Engine::RunState::StartWork() {
+  while (e_.launcher_.running() < options_.max_workers) {
+    std::optional<TaskKey> key = plan_.FindWork();
+    if (!key) break;
+    if (TryClone(*key)) continue;
+    CAIRN_RETURN_IF_ERROR(StartTask(*key));
+  }
+  return Status::OK();
+}
+
+TaskEvent Engine::RunState::EventFor(TaskKey key) const {
+  const PlannedTask& t = plan_.task(key);
+  TaskEvent ev;
+  ev.run_id = run_id_;
+  ev.step = e_.graph_.step(t.step).name;
+  ev.task_id = key;
+  ev.attempt = t.attempt;
+  for (auto it = t.stack.rbegin(); it != t.stack.rend(); ++it) {
+    if (it->foreach) {
+      ev.foreach_index = it->index;
+      ev.foreach_width = it->width;
+      break;
+    }
+  }
+  return ev;
+}
+
+std::string Engine::RunState::BuildPayload(TaskKey key) {
+  const PlannedTask& t = plan_.task(key);
+  const Step& step = e_.graph_.step(t.step);
+  json p;
+  p["flow"] = json::parse(options_.flow_payload_json);
+  p["run_id"] = run_id_;
+  p["step"] = step.name;
+  p["task_id"] = key;
+  p["attempt"] = t.attempt;
+  p["fallback"] = t.fallback;
+  if (t.fallback) p["failure"] = task(key).last_failure;
+  p["origin_run_id"] = options_.origin_run_id;
+  p["max_num_splits"] = options_.max_num_splits;
+  p["params"] = ArtifactsToJson(params_);
+  json inputs = json::array();
+  for (TaskKey parent : t.parents) {
+    const PlannedTask& pt = plan_.task(parent);
+    inputs.push_back({{"step", e_.graph_.step(pt.step).name},
+                      {"task_id", parent},
+                      {"artifacts", ArtifactsToJson(task(parent).artifacts)}});
+  }
+  p["inputs"] = std::move(inputs);
+  json stack = json::array();
+  for (const SplitFrame& f : t.stack) {
+    json frame = {{"step", e_.graph_.step(f.split_step).name},
+                  {"task_id", f.split_task},
+                  {"index", f.index},
+                  {"width", f.width},
+                  {"foreach", f.foreach}};
+    if (f.foreach) {
+      const std::string& var = e_.graph_.step(f.split_step).foreach_var;
+      frame["var"] = var;
+      for (const auto& a : task(f.split_task).artifacts) {
+        if (a.name == var) frame["artifact"] = json::array({a.name, a.digest, a.size, a.type, a.encoding});
+      }
+    }
+    stack.push_back(std::move(frame));
+  }
+  p["stack"] = std::move(stack);
+  return p.dump();
+}
+
+Status Engine::RunState::StartTask(TaskKey key) {
+  const PlannedTask& t = plan_.task(key);
+  const Step& step = e_.graph_.step(t.step);
+  Task& rt = task(key);
+  if (t.attempt == 0) rt.started_at = WallSeconds();
+  TaskEvent ev = EventFor(key);
+  rt.log = std::make_unique<TaskLog>(
+      TaskLog::BasePath(options_.root, run_id_, step.name, key, t.attempt),
+      [this, ev](int stream, std::string_view line) { e_.sink_.TaskOutput(ev, stream, line); });
+
+  TaskCommand cmd;
+  cmd.key = key;
+  cmd.argv = options_.task_argv;
+  cmd.payload = BuildPayload(key);
+  cmd.timeout_s = step.options.timeout_s;
+  AttemptRecord attempt;
+  attempt.attempt = t.attempt;
+  attempt.started_at = WallSeconds();
+  rt.attempts.push_back(attempt);
+  e_.sink_.TaskStarted(ev);
+  Status st = e_.launcher_.Start(cmd);
+  if (!st.ok()) {
+    // Could not even start it: the same as a task that failed at once.
+    TaskExit exit;
+    exit.key = key;
+    exit.kind = ExitKind::kLost;
+    exit.started_at = exit.finished_at = WallSeconds();
+    rt.last_failure = "could not start the task: " + st.message();
+    return HandleExit(exit);
+  }
+  return Status::OK();
+}
+
+bool Engine::RunState::TryClone(TaskKey key) {
+  if (origin_.empty()) return false;
+  const PlannedTask& t = plan_.task(key);
+  if (rerun_[static_cast<size_t>(t.step)]) return false;
+  auto it = origin_.find(plan_.CloneKey(key));
+  if (it == origin_.end()) return false;
+  const TaskRecord& from = it->second;
+  Task& rt = task(key);
+  rt.artifacts = from.artifacts;
+  rt.outcome_json = from.result_json;
+  rt.started_at = from.started_at;
+  AttemptRecord attempt;
+  attempt.status = "succeeded";
+  attempt.exit_code = 0;
+  attempt.reason = "cloned";
+  attempt.started_at = from.started_at;
+  attempt.finished_at = from.finished_at;
+  rt.attempts.push_back(attempt);
+  Status st = plan_.TaskSucceeded(key, OutcomeFromJson(from.result_json));
+  if (!st.ok()) {
+    Fail(key, st.message(), "");
+    return true;
+  }
+  Record(key, "succeeded");
+  TaskRecord& rec = pending_.back();
+  rec.origin = from.origin.empty()
+                   ? fmt::format("{}/{}/{}/{}", e_.graph_.flow_name(), from.run_id, from.step, from.task_id)
+                   : from.origin;
+  rec.started_at = from.started_at;
+  rec.finished_at = from.finished_at;
+  summary_.tasks_cloned++;
+  TaskEnd end;
+  end.succeeded = end.cloned = true;
+  e_.sink_.TaskFinished(EventFor(key), end);
+  return true;
+}
+
+void Engine::RunState::OnOutput(TaskKey key, int stream, std::string_view data) {
+  auto it = tasks_.find(key);
+  if (it == tasks_.end() || !it->second.log) return;
+  Status st = it->second.log->Append(stream, data);
+  if (!st.ok() && it->second.last_failure.empty()) it->second.last_failure = st.message();
+}
+
+Status Engine::RunState::HandleExit(const TaskExit& exit) {
+  TaskKey key = exit.key;
+  Task& rt = task(key);
+  std::string tail;
+  if (rt.log) {
+    (void)rt.log->Close();
+    tail = rt.log->StderrTail();
+    rt.log.reset();
+  }
+  AttemptRecord& attempt = rt.attempts.back();
+  attempt.finished_at = exit.finished_at ? exit.finished_at : WallSeconds();
+  attempt.exit_code = exit.exit_code;
+  attempt.signal = exit.signal;
+
+  std::optional<TaskResult> result;
+  std::string reason;
+  if (!exit.result.empty()) {
+    Result<TaskResult> parsed = ParseTaskResult(exit.result);
+    if (parsed.ok()) {
+      result = std::move(parsed).value();
+    } else {
+      reason = parsed.status().message();
+    }
+  }
+  bool ok = exit.kind == ExitKind::kExited && exit.exit_code == 0 && reason.empty() &&
+            (!options_.require_result || (result && result->exception.empty()));
+  if (ok) {
+    attempt.status = "succeeded";
+    attempt.reason = "";
+    Succeed(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at);
+    return Status::OK();
+  }
+
+  if (result && !result->exception.empty()) {
+    reason = result->exception;
+    rt.outcome_json = result->outcome_json;
+  } else if (reason.empty()) {
+    switch (exit.kind) {
+      case ExitKind::kExited:
+        reason = exit.exit_code == 0 ? "the task exited without reporting a result"
+                                     : fmt::format("the task exited with code {}", exit.exit_code);
+        break;
+      case ExitKind::kSignaled:
+        reason = fmt::format("the task was killed by signal {} ({})", exit.signal, SignalName(exit.signal));
+        break;
+      case ExitKind::kTimedOut:
+        reason = fmt::format("the task timed out after {:g} s", e_.graph_.step(plan_.task(key).step).options.timeout_s);
+        break;
+      case ExitKind::kLost:
+        reason = rt.last_failure.empty() ? "the task was lost (its worker process died)" : rt.last_failure;
+        break;
+    }
+  }
+  attempt.status = exit.kind == ExitKind::kTimedOut  ? "timeout"
+                   : exit.kind == ExitKind::kSignaled ? "killed"
+                   : exit.kind == ExitKind::kLost     ? "lost"
+                                                      : "failed";
+  attempt.reason = reason;
+  rt.last_failure = reason;
+
+  TaskEvent ev = EventFor(key);
+  FailureAction action = plan_.TaskFailed(key);
+  if (action == FailureAction::kFail) {
+    Fail(key, reason, tail);
+    return Status::OK();
+  }
+  TaskEnd end;
+  end.will_retry = true;
+  end.reason = reason;
+  end.stderr_tail = tail;
+  e_.sink_.TaskFinished(ev, end);
+  double delay = action == FailureAction::kRetry ? e_.graph_.step(plan_.task(key).step).options.retry_delay_s : 0;
+  retries_.emplace(MonotonicSeconds() + delay, key);
+  return Status::OK();
+}
+
+void Engine::RunState::Succeed(TaskKey key, TaskResult result, double finished_at) {
+  Task& rt = task(key);
+  rt.artifacts = std::move(result.artifacts);
+  rt.outcome_json = result.outcome_json.empty() ? "{}" : result.outcome_json;
+  Status st = plan_.TaskSucceeded(key, result.outcome);
+  if (!st.ok()) {
+    rt.attempts.back().status = "failed";
+    rt.attempts.back().reason = st.message();
+    Fail(key, st.message(), "");
+    return;
+  }
+  summary_.tasks_succeeded++;
+  Record(key, "succeeded");
+  pending_.back().finished_at = finished_at;
+  TaskEnd end;
+  end.succeeded = true;
+  e_.sink_.TaskFinished(EventFor(key), end);
+}
+
+void Engine::RunState::Fail(TaskKey key, const std::string& reason, const std::string& tail) {
+  summary_.tasks_failed++;
+  if (summary_.failure.empty()) {
+    summary_.failure = fmt::format("step '{}' (task {}) failed: {}", e_.graph_.step(plan_.task(key).step).name,
+                                   key, reason);
+  }
+  Record(key, "failed");
+  TaskEnd end;
+  end.reason = reason;
+  end.stderr_tail = tail;
+  e_.sink_.TaskFinished(EventFor(key), end);
+}
+
+void Engine::RunState::Record(TaskKey key, const std::string& status) {
+  const PlannedTask& t = plan_.task(key);
+  Task& rt = task(key);
+  TaskRecord rec;
+  rec.run_id = run_id_;
+  rec.step = e_.graph_.step(t.step).name;
+  rec.task_id = key;
+  rec.status = status;
+  rec.foreach_index = EventFor(key).foreach_index;
+  rec.clone_key = plan_.CloneKey(key);
+  rec.result_json = rt.outcome_json;
+  rec.parents = t.parents;
+  rec.started_at = rt.started_at;
+  rec.finished_at = WallSeconds();
+  rec.attempts = rt.attempts;
+  rec.artifacts = rt.artifacts;
+  pending_.push_back(std::move(rec));
+}
+
+Status Engine::RunState::Flush(bool force) {
+  if (pending_.empty()) return Status::OK();
+  double now = MonotonicSeconds();
+  if (!force && pending_.size() < kFlushBatch && now - last_flush_ < kFlushInterval) return Status::OK();
+  CAIRN_RETURN_IF_ERROR(e_.store_.RecordTasks(pending_));
+  pending_.clear();
+  last_flush_ = now;
+  return Status::OK();
+}
+
+Status Engine::RunState::Interrupt(int wake_fd) {
+  e_.launcher_.KillAll();
+  double deadline = MonotonicSeconds() + kInterruptGrace;
+  while (e_.launcher_.running() > 0 && MonotonicSeconds() < deadline) {
+    auto exits = e_.launcher_.Wait(100, -1, this);
+    if (!exits.ok()) break;
+    for (const TaskExit& exit : exits.value()) {
+      Task& rt = task(exit.key);
+      if (rt.log) {
+        (void)rt.log->Close();
+        rt.log.reset();
+      }
+      AttemptRecord& a = rt.attempts.back();
+      a.status = "killed";
+      a.reason = "the run was interrupted";
+      a.finished_at = WallSeconds();
+      a.signal = exit.signal;
+      Record(exit.key, "failed");
+    }
+  }
+  summary_.status = "failed";
+  summary_.failure = "the run was interrupted";
+  CAIRN_RETURN_IF_ERROR(Flush(true));
+  CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, "failed"));
+  e_.sink_.RunFinished(summary_);
+  return Status::Interrupted(fmt::format("run {} was interrupted; resume it with 'resume'", run_id_));
+}
+
+}  // namespace cairn

@@ -1,0 +1,82 @@
+#include "engine/task_io.h"
+
+#include <nlohmann/json.hpp>
+
+namespace cairn {
+namespace {
+
+using nlohmann::json;
+
+Result<std::vector<ArtifactRecord>> ArtifactsFrom(const json& list) {
+  std::vector<ArtifactRecord> out;
+  if (!list.is_array()) return Status::InvalidArgument("artifacts must be a list");
+  out.reserve(list.size());
+  for (const json& a : list) {
+    if (!a.is_array() || a.size() != 5) return Status::InvalidArgument("malformed artifact entry");
+    out.push_back(ArtifactRecord{a[0].get<std::string>(), a[1].get<std::string>(), a[2].get<int64_t>(),
+                                 a[3].get<std::string>(), a[4].get<std::string>()});
+  }
+  return out;
+}
+
+}  // namespace
+
+json ArtifactsToJson(const std::vector<ArtifactRecord>& artifacts) {
+  json list = json::array();
+  for (const auto& a : artifacts) list.push_back(json::array({a.name, a.digest, a.size, a.type, a.encoding}));
+  return list;
+}
+
+Result<std::vector<ArtifactRecord>> ArtifactsFromJson(std::string_view text) {
+  try {
+    return ArtifactsFrom(json::parse(text));
+  } catch (const json::exception& e) {
+    return Status::InvalidArgument(std::string("artifact list: ") + e.what());
+  }
+}
+
+Result<TaskResult> ParseTaskResult(std::string_view text) {
+  try {
+    json doc = json::parse(text);
+    if (!doc.is_object()) return Status::InvalidArgument("task result is not a JSON object");
+    TaskResult result;
+    json kept = json::object();
+    if (doc.contains("exception")) {
+      const json& e = doc["exception"];
+      result.exception = e.value("type", std::string("Exception")) + ": " + e.value("message", std::string());
+      kept["exception"] = e;
+    }
+    if (doc.contains("artifacts")) {
+      auto artifacts = ArtifactsFrom(doc["artifacts"]);
+      if (!artifacts.ok()) return artifacts.status();
+      result.artifacts = std::move(artifacts).value();
+    }
+    if (doc.contains("foreach_count")) {
+      result.outcome.foreach_count = doc["foreach_count"].get<int>();
+      kept["foreach_count"] = result.outcome.foreach_count;
+    }
+    if (doc.contains("switch_case")) {
+      result.outcome.switch_case = doc["switch_case"].get<std::string>();
+      kept["switch_case"] = result.outcome.switch_case;
+    }
+    result.outcome_json = kept.dump();
+    return result;
+  } catch (const json::exception& e) {
+    return Status::InvalidArgument(std::string("malformed task result: ") + e.what());
+  }
+}
+
+TaskOutcome OutcomeFromJson(std::string_view result_json) {
+  TaskOutcome outcome;
+  json doc = json::parse(result_json, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return outcome;
+  if (doc.contains("foreach_count") && doc["foreach_count"].is_number_integer()) {
+    outcome.foreach_count = doc["foreach_count"].get<int>();
+  }
+  if (doc.contains("switch_case") && doc["switch_case"].is_string()) {
+    outcome.switch_case = doc["switch_case"].get<std::string>();
+  }
+  return outcome;
+}
+
+}  // namespace cairn

@@ -1,0 +1,36 @@
+// The JSON documents exchanged with a task process: the payload the engine
+// hands it (which task, its inputs' artifacts) and the result it hands back
+// (its artifacts, where the flow goes next, or the exception that failed it).
+// Documented in docs/architecture.md.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "sched/plan.h"
+#include "store/datastore.h"
+#include "util/result.h"
+
+namespace cairn {
+
+struct TaskResult {
+  std::vector<ArtifactRecord> artifacts;
+  TaskOutcome outcome;
+  std::string exception;     // "ValueError: bad value" if the step raised
+  std::string outcome_json;  // what is kept in TaskRecord::result_json
+};
+
+// Parses what a task wrote to its result channel.
+Result<TaskResult> ParseTaskResult(std::string_view text);
+
+// [[name, digest, size, type, encoding], ...] <-> records.
+nlohmann::json ArtifactsToJson(const std::vector<ArtifactRecord>& artifacts);
+Result<std::vector<ArtifactRecord>> ArtifactsFromJson(std::string_view text);
+
+// Reads a TaskOutcome back from TaskRecord::result_json (resume clones).
+TaskOutcome OutcomeFromJson(std::string_view result_json);
+
+}  // namespace cairn

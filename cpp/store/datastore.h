@@ -1,0 +1,115 @@
+// Datastore: the SQLite metadata of flows, runs, tasks, attempts, artifacts
+// and tags under a datastore root. Engine processes write; everyone else
+// opens it read-only. WAL mode: readers never block writers. Writes retry on
+// SQLITE_BUSY, so concurrent runs never surface "database is locked".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+
+namespace cairn {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct ArtifactRecord {
+  std::string name;
+  std::string digest;     // hex
+  int64_t size = 0;       // logical (uncompressed) bytes
+  std::string type;       // Python type name, for display
+  std::string encoding;   // how Python turns the bytes back: "pickle5", "bytes"
+};
+
+struct AttemptRecord {
+  int attempt = 0;
+  std::string status;     // "succeeded", "failed", "timeout", "killed", "lost"
+  int exit_code = -1;
+  int signal = 0;
+  std::string reason;     // one line for humans
+  double started_at = 0;
+  double finished_at = 0;
+};
+
+struct TaskRecord {
+  int64_t run_id = 0;
+  std::string step;
+  int64_t task_id = 0;
+  std::string status;             // "succeeded" or "failed"
+  int foreach_index = -1;         // innermost foreach index, -1 if none
+  std::string clone_key;          // see Plan::CloneKey
+  std::string origin;             // pathspec this task was cloned from, or ""
+  std::string result_json;        // the task's outcome (foreach count, switch case, ...)
+  std::vector<int64_t> parents;   // task ids within the run
+  double started_at = 0;
+  double finished_at = 0;
+  std::vector<AttemptRecord> attempts;
+  std::vector<ArtifactRecord> artifacts;
+};
+
+struct RunRecord {
+  int64_t run_id = 0;
+  std::string flow;
+  std::string status;             // "running", "succeeded", "failed"
+  std::string user;
+  double created_at = 0;
+  double finished_at = 0;         // 0 while running
+  int64_t origin_run_id = 0;      // resume: the run it continues, else 0
+  int64_t engine_pid = 0;
+  std::string params_json;        // {"name": value} as given
+  std::string graph_json;         // the GraphSpec it ran
+  std::vector<std::string> tags;          // user tags
+  std::vector<std::string> system_tags;   // "user:alice", "runtime:local", ...
+};
+
+struct NewRun {
+  std::string flow;
+  std::string user;
+  int64_t origin_run_id = 0;
+  std::string params_json = "{}";
+  std::string graph_json = "{}";
+  std::vector<std::string> tags;
+  std::vector<std::string> system_tags;
+};
+
+class Datastore {
+ public:
+  enum class Mode { kReadWrite, kReadOnly };
+  // Opens (kReadWrite: creates) root/cairn.db. Refuses a database with a
+  // newer schema_version (kVersionMismatch); migrates an older one.
+  static Result<std::unique_ptr<Datastore>> Open(const std::string& root, Mode mode);
+  ~Datastore();
+  Datastore(const Datastore&) = delete;
+  Datastore& operator=(const Datastore&) = delete;
+
+  const std::string& root() const;
+
+  // --- writing (engine) ---
+  Result<RunRecord> CreateRun(const NewRun& run);
+  Status FinishRun(int64_t run_id, const std::string& status);
+  // Commits all the tasks with their attempts and artifacts in one
+  // transaction: a task is either wholly there or not at all.
+  Status RecordTasks(const std::vector<TaskRecord>& tasks);
+  Status AddTags(int64_t run_id, const std::vector<std::string>& tags);
+  Status RemoveTags(int64_t run_id, const std::vector<std::string>& tags);
+
+  // --- reading (client, resume) ---
+  Result<std::vector<std::string>> Flows();
+  // Newest first. `limit` 0: all.
+  Result<std::vector<RunRecord>> Runs(const std::string& flow, int64_t limit = 0);
+  Result<RunRecord> GetRun(const std::string& flow, int64_t run_id);
+  // Tasks of a run (optionally of one step), by task id, with attempts and
+  // artifacts filled in.
+  Result<std::vector<TaskRecord>> Tasks(int64_t run_id, const std::string& step = "");
+  Result<TaskRecord> GetTask(int64_t run_id, int64_t task_id);
+
+ private:
+  struct State;
+  explicit Datastore(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cairn
