@@ -1,0 +1,209 @@
+#include "sched/plan.h"
+
+#include <utility>
+
+#include "util/check.h"
+
+namespace cairn {
+
+namespace {
+
+// "i.j.k": the branch or foreach index at each level of nesting. Together
+// with the step it names a task's place in the run, independent of task keys.
+std::string IndexPath(const std::vector<SplitFrame>& stack) {
+  std::string path;
+  for (const SplitFrame& frame : stack) {
+    if (!path.empty()) path += ".";
+    path += std::to_string(frame.index);
+  }
+  return path;
+}
+
+}  // namespace
+
+Plan::Plan(const Graph& graph) : graph_(graph) {}
+
+TaskKey Plan::Start() {
+  CAIRN_CHECK(tasks_.empty());
+  CAIRN_CHECK(graph_.start() != kNoStep);
+  return AddTask(graph_.start(), {}, {});
+}
+
+std::optional<TaskKey> Plan::FindWork() {
+  if (failed_ || ready_.empty()) return std::nullopt;
+  TaskKey key = ready_.front();
+  ready_.pop_front();
+  PlannedTask& t = mutable_task(key);
+  CAIRN_CHECK(t.state == TaskState::kReady);
+  t.state = TaskState::kRunning;
+  ++running_;
+  return key;
+}
+
+Status Plan::TaskSucceeded(TaskKey key, const TaskOutcome& outcome) {
+  PlannedTask& t = mutable_task(key);
+  CAIRN_CHECK(t.state == TaskState::kRunning);
+  t.state = TaskState::kSucceeded;
+  --running_;
+  // Successors of a failed run would never be handed out; planning them only
+  // leaves tasks that look ready but never run.
+  if (failed_) return Status::OK();
+
+  // Copies: creating successors grows tasks_, which may move `t`.
+  const StepId step_id = t.step;
+  const std::vector<SplitFrame> base = t.stack;
+  const Step& step = graph_.step(step_id);
+  auto where = [&] {
+    return "step '" + step.name + "' (task " + std::to_string(key) + ")";
+  };
+  switch (step.transition) {
+    case Transition::kLinear:
+      CAIRN_CHECK(step.next.size() == 1);
+      Arrive(key, step.next[0]);
+      break;
+    case Transition::kBranch: {
+      int width = static_cast<int>(step.next.size());
+      for (int i = 0; i < width; ++i) {
+        std::vector<SplitFrame> stack = base;
+        stack.push_back({key, step_id, i, width, /*foreach=*/false});
+        Enter(key, step.next[static_cast<size_t>(i)], std::move(stack));
+      }
+      break;
+    }
+    case Transition::kForeach: {
+      int width = outcome.foreach_count;
+      if (width < 1) {
+        mutable_task(key).state = TaskState::kFailed;
+        failed_ = true;
+        return Status::InvalidArgument(
+            where() + ": foreach produced no items (" + step.foreach_var +
+            " has " + std::to_string(width < 0 ? 0 : width) +
+            "); a foreach needs at least one item");
+      }
+      CAIRN_CHECK(step.next.size() == 1);
+      for (int i = 0; i < width; ++i) {
+        std::vector<SplitFrame> stack = base;
+        stack.push_back({key, step_id, i, width, /*foreach=*/true});
+        Enter(key, step.next[0], std::move(stack));
+      }
+      break;
+    }
+    case Transition::kSwitch: {
+      StepId target = kNoStep;
+      std::string cases;
+      for (const auto& [value, to] : step.switch_cases) {
+        if (value == outcome.switch_case) target = to;
+        cases += (cases.empty() ? "'" : ", '") + value + "'";
+      }
+      if (target == kNoStep) {
+        mutable_task(key).state = TaskState::kFailed;
+        failed_ = true;
+        return Status::InvalidArgument(
+            where() + ": switch value '" + outcome.switch_case + "' of " +
+            step.switch_var + " is not a case; the cases are " + cases);
+      }
+      Arrive(key, target);
+      break;
+    }
+    case Transition::kEnd:
+      end_succeeded_ = true;
+      break;
+  }
+  return Status::OK();
+}
+
+FailureAction Plan::TaskFailed(TaskKey key) {
+  PlannedTask& t = mutable_task(key);
+  CAIRN_CHECK(t.state == TaskState::kRunning);
+  --running_;
+  const TaskOptions& options = graph_.step(t.step).options;
+  // Once the run has failed nothing more is handed out, so another attempt
+  // would only wait to be dropped.
+  FailureAction action = FailureAction::kFail;
+  if (!failed_ && !t.fallback && t.attempt + 1 < options.retries + 1) {
+    action = FailureAction::kRetry;
+  } else if (!failed_ && !t.fallback && options.catch_failure) {
+    action = FailureAction::kFallback;
+  }
+  if (action == FailureAction::kFail) {
+    t.state = TaskState::kFailed;
+    failed_ = true;
+    return action;
+  }
+  t.state = TaskState::kWaiting;
+  ++awaiting_retry_;
+  return action;
+}
+
+void Plan::Requeue(TaskKey key) {
+  PlannedTask& t = mutable_task(key);
+  CAIRN_CHECK(t.state == TaskState::kWaiting);
+  // TaskFailed said kRetry while retries were left, else kFallback.
+  if (t.attempt + 1 >= graph_.step(t.step).options.retries + 1) t.fallback = true;
+  ++t.attempt;
+  --awaiting_retry_;
+  t.state = TaskState::kReady;
+  ready_.push_back(key);
+}
+
+const PlannedTask& Plan::task(TaskKey key) const {
+  CAIRN_CHECK(key >= 1 && static_cast<size_t>(key) <= tasks_.size());
+  return tasks_[static_cast<size_t>(key - 1)];
+}
+
+PlannedTask& Plan::mutable_task(TaskKey key) {
+  CAIRN_CHECK(key >= 1 && static_cast<size_t>(key) <= tasks_.size());
+  return tasks_[static_cast<size_t>(key - 1)];
+}
+
+std::string Plan::CloneKey(TaskKey key) const {
+  const PlannedTask& t = task(key);
+  return graph_.step(t.step).name + "[" + IndexPath(t.stack) + "]#" +
+         std::to_string(t.occurrence);
+}
+
+bool Plan::Done() const {
+  if (end_succeeded_) return true;
+  if (running_ > 0) return false;
+  return failed_ || (ready_.empty() && awaiting_retry_ == 0);
+}
+
+TaskKey Plan::AddTask(StepId step, std::vector<TaskKey> parents,
+                      std::vector<SplitFrame> stack) {
+  PlannedTask t;
+  t.key = static_cast<TaskKey>(tasks_.size()) + 1;
+  t.step = step;
+  t.occurrence = occurrences_[{step, IndexPath(stack)}]++;
+  t.parents = std::move(parents);
+  t.stack = std::move(stack);
+  t.state = TaskState::kReady;
+  tasks_.push_back(std::move(t));
+  ready_.push_back(tasks_.back().key);
+  return tasks_.back().key;
+}
+
+void Plan::Arrive(TaskKey from, StepId to) {
+  Enter(from, to, task(from).stack);
+}
+
+void Plan::Enter(TaskKey from, StepId to, std::vector<SplitFrame> stack) {
+  if (!graph_.step(to).is_join) {
+    AddTask(to, {from}, std::move(stack));
+    return;
+  }
+  // A valid graph only reaches a join inside the split it closes.
+  CAIRN_CHECK(!stack.empty());
+  const SplitFrame& frame = stack.back();
+  auto slot = std::make_pair(to, frame.split_task);
+  std::map<int, TaskKey>& arrived = arrivals_[slot];
+  CAIRN_CHECK(arrived.emplace(frame.index, from).second);
+  if (static_cast<int>(arrived.size()) < frame.width) return;
+  std::vector<TaskKey> parents;
+  parents.reserve(arrived.size());
+  for (const auto& [index, parent] : arrived) parents.push_back(parent);
+  arrivals_.erase(slot);
+  stack.pop_back();
+  AddTask(to, std::move(parents), std::move(stack));
+}
+
+}  // namespace cairn
