@@ -89,6 +89,9 @@ class Plan {
  private:
   TaskKey AddTask(StepId step, std::vector<TaskKey> parents, std::vector<SplitFrame> stack);
   void Arrive(TaskKey from, StepId to);
+  // Arrive with an explicit stack: a branch or foreach pushes a frame first.
+  void Enter(TaskKey from, StepId to, std::vector<SplitFrame> stack);
+  PlannedTask& mutable_task(TaskKey key);
 
   const Graph& graph_;
   std::vector<PlannedTask> tasks_;          // index = key - 1
@@ -97,6 +100,7 @@ class Plan {
   std::map<std::pair<StepId, TaskKey>, std::map<int, TaskKey>> arrivals_;
   std::map<std::pair<StepId, std::string>, int> occurrences_;
   int running_ = 0;
+  int awaiting_retry_ = 0;                  // failed, waiting for Requeue
   bool failed_ = false;
   bool end_succeeded_ = false;
 };
