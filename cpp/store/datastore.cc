@@ -1,0 +1,452 @@
+#include "store/datastore.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <functional>
+#include <iterator>
+#include <mutex>
+
+#include "store/schema_sql.h"
+#include "store/sqlite.h"
+#include "util/fs.h"
+#include "util/time.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kDbFile[] = "cairn.db";
+
+// kMigrations[v] upgrades a database from schema version v to v + 1. They run
+// in order inside the transaction that opens the database, so a failed step
+// leaves the file as it was. kSchemaSql is always the newest schema and is
+// only used for new databases: a step must not rely on it, because it will
+// have moved on by the time an old database meets the step.
+constexpr SchemaMigration kMigrations[] = {
+    // 0 → 1: databases from before versioning have all the tables but no
+    // schema_version row, and possibly no meta table.
+    {"add the meta table",
+     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"},
+};
+static_assert(std::size(kMigrations) == kSchemaVersion,
+              "every schema version needs a migration step from the one before");
+constexpr VersionedSchema kSchema{kSchemaSql, kSchemaVersion, kMigrations};
+
+std::string JoinIds(const std::vector<int64_t>& ids) {
+  std::string out;
+  for (int64_t id : ids) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(id);
+  }
+  return out;
+}
+
+std::vector<int64_t> SplitIds(const std::string& text) {
+  std::vector<int64_t> ids;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    int64_t id = 0;
+    auto [next, ec] = std::from_chars(p, end, id);
+    if (ec != std::errc()) break;
+    ids.push_back(id);
+    p = next < end && *next == ',' ? next + 1 : next;
+    if (next == p && p < end) break;  // neither a number nor a comma
+  }
+  return ids;
+}
+
+#define RUN_COLUMNS                                                         \
+  "run_id, flow, status, user, created_at, finished_at, origin_run_id, " \
+  "engine_pid, params_json, graph_json"
+#define TASK_COLUMNS                                                          \
+  "run_id, task_id, step, status, foreach_index, clone_key, origin, "       \
+  "result_json, parents, started_at, finished_at"
+#define ATTEMPT_COLUMNS \
+  "task_id, attempt, status, exit_code, signal, reason, started_at, finished_at"
+#define ARTIFACT_COLUMNS "task_id, name, digest, size, type, encoding"
+
+RunRecord ReadRun(const Stmt& s) {
+  RunRecord r;
+  r.run_id = s.ColumnInt64(0);
+  r.flow = s.ColumnText(1);
+  r.status = s.ColumnText(2);
+  r.user = s.ColumnText(3);
+  r.created_at = s.ColumnDouble(4);
+  r.finished_at = s.ColumnDouble(5);
+  r.origin_run_id = s.ColumnInt64(6);
+  r.engine_pid = s.ColumnInt64(7);
+  r.params_json = s.ColumnText(8);
+  r.graph_json = s.ColumnText(9);
+  return r;
+}
+
+TaskRecord ReadTask(const Stmt& s) {
+  TaskRecord t;
+  t.run_id = s.ColumnInt64(0);
+  t.task_id = s.ColumnInt64(1);
+  t.step = s.ColumnText(2);
+  t.status = s.ColumnText(3);
+  t.foreach_index = s.ColumnInt(4);
+  t.clone_key = s.ColumnText(5);
+  t.origin = s.ColumnText(6);
+  t.result_json = s.ColumnText(7);
+  t.parents = SplitIds(s.ColumnText(8));
+  t.started_at = s.ColumnDouble(9);
+  t.finished_at = s.ColumnDouble(10);
+  return t;
+}
+
+AttemptRecord ReadAttempt(const Stmt& s) {
+  AttemptRecord a;
+  a.attempt = s.ColumnInt(1);
+  a.status = s.ColumnText(2);
+  a.exit_code = s.ColumnInt(3);
+  a.signal = s.ColumnInt(4);
+  a.reason = s.ColumnText(5);
+  a.started_at = s.ColumnDouble(6);
+  a.finished_at = s.ColumnDouble(7);
+  return a;
+}
+
+ArtifactRecord ReadArtifact(const Stmt& s) {
+  ArtifactRecord a;
+  a.name = s.ColumnText(1);
+  a.digest = s.ColumnText(2);
+  a.size = s.ColumnInt64(3);
+  a.type = s.ColumnText(4);
+  a.encoding = s.ColumnText(5);
+  return a;
+}
+
+// The three statements that load a set of tasks. All take ?1 = run_id and
+// return rows ordered by task_id, so they merge in one pass.
+struct TaskQueries {
+  Stmt tasks;
+  Stmt attempts;
+  Stmt artifacts;
+};
+
+}  // namespace
+
+// Everything a Datastore holds. The statements are prepared once at open
+// (nix's nar-info-disk-cache pattern): the hot paths only bind and step.
+// `mu` serializes all calls, so a Datastore may be shared by threads (the
+// bindings release the GIL around it).
+struct Datastore::State {
+  std::string root;
+  Mode mode;
+  Db db;
+  std::mutex mu;
+
+  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists;
+  Stmt insert_task, insert_attempt, insert_artifact;
+  Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run;
+  TaskQueries of_run, of_step, of_task;
+
+  Status Prepare();
+  Status CheckWritable() const;
+  Status CheckRunExists(int64_t run_id);
+  Result<RunRecord> LoadRun(const std::string& flow, int64_t run_id);
+  Result<std::vector<TaskRecord>> LoadTasks(TaskQueries& q, const std::function<void(Stmt&)>& bind);
+};
+
+Status Datastore::State::Prepare() {
+  // ?2 of the step and task variants is the step name or the task id.
+  const std::pair<Stmt*, const char*> statements[] = {
+      {&insert_flow, "INSERT OR IGNORE INTO flows (name, created_at) VALUES (?1, ?2)"},
+      {&insert_run,
+       "INSERT INTO runs (flow, status, user, created_at, origin_run_id, engine_pid, "
+       "params_json, graph_json) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&insert_tag, "INSERT OR IGNORE INTO tags (run_id, tag, system) VALUES (?1, ?2, ?3)"},
+      {&delete_tag, "DELETE FROM tags WHERE run_id = ?1 AND tag = ?2 AND system = 0"},
+      {&finish_run, "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1"},
+      {&run_exists, "SELECT 1 FROM runs WHERE run_id = ?1"},
+      {&insert_task,
+       "INSERT INTO tasks (" TASK_COLUMNS ") "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+      {&insert_attempt,
+       "INSERT INTO attempts (run_id, " ATTEMPT_COLUMNS ") "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      {&insert_artifact,
+       "INSERT INTO artifacts (run_id, " ARTIFACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&flows, "SELECT name FROM flows ORDER BY name"},
+      {&runs_of_flow,
+       "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 ORDER BY run_id DESC LIMIT ?2"},
+      {&tags_of_flow,
+       "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
+       "WHERE r.flow = ?1 AND t.run_id >= ?2 ORDER BY t.run_id DESC, t.tag"},
+      {&run, "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?1 AND flow = ?2"},
+      {&tags_of_run, "SELECT run_id, tag, system FROM tags WHERE run_id = ?1 ORDER BY tag"},
+      {&of_run.tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE run_id = ?1 ORDER BY task_id"},
+      {&of_run.attempts,
+       "SELECT " ATTEMPT_COLUMNS " FROM attempts WHERE run_id = ?1 ORDER BY task_id, attempt"},
+      {&of_run.artifacts,
+       "SELECT " ARTIFACT_COLUMNS " FROM artifacts WHERE run_id = ?1 ORDER BY task_id, name"},
+      {&of_step.tasks,
+       "SELECT " TASK_COLUMNS " FROM tasks WHERE run_id = ?1 AND step = ?2 ORDER BY task_id"},
+      {&of_step.attempts,
+       "SELECT " ATTEMPT_COLUMNS " FROM attempts WHERE run_id = ?1 AND task_id IN "
+       "(SELECT task_id FROM tasks WHERE run_id = ?1 AND step = ?2) ORDER BY task_id, attempt"},
+      {&of_step.artifacts,
+       "SELECT " ARTIFACT_COLUMNS " FROM artifacts WHERE run_id = ?1 AND task_id IN "
+       "(SELECT task_id FROM tasks WHERE run_id = ?1 AND step = ?2) ORDER BY task_id, name"},
+      {&of_task.tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE run_id = ?1 AND task_id = ?2"},
+      {&of_task.attempts,
+       "SELECT " ATTEMPT_COLUMNS " FROM attempts WHERE run_id = ?1 AND task_id = ?2 "
+       "ORDER BY attempt"},
+      {&of_task.artifacts,
+       "SELECT " ARTIFACT_COLUMNS " FROM artifacts WHERE run_id = ?1 AND task_id = ?2 "
+       "ORDER BY name"},
+  };
+  for (const auto& [stmt, sql] : statements) {
+    CAIRN_ASSIGN_OR_RETURN(*stmt, db.Prepare(sql));
+  }
+  return Status::OK();
+}
+
+Status Datastore::State::CheckWritable() const {
+  if (mode == Mode::kReadWrite) return Status::OK();
+  return Status::InvalidArgument(db.path() + " is open read-only");
+}
+
+Status Datastore::State::CheckRunExists(int64_t run_id) {
+  CAIRN_ASSIGN_OR_RETURN(bool found, run_exists.Reset().Bind(1, run_id).Step());
+  run_exists.Reset();
+  if (!found) return Status::NotFound("run " + std::to_string(run_id) + " not found in " + root);
+  return Status::OK();
+}
+
+Result<RunRecord> Datastore::State::LoadRun(const std::string& flow, int64_t run_id) {
+  std::optional<RunRecord> record;
+  CAIRN_RETURN_IF_ERROR(run.Reset().Bind(1, run_id).Bind(2, flow).ForEachRow(
+      [&](const Stmt& row) { record = ReadRun(row); }));
+  if (!record) {
+    return Status::NotFound("run " + flow + "/" + std::to_string(run_id) + " not found in " + root);
+  }
+  CAIRN_RETURN_IF_ERROR(tags_of_run.Reset().Bind(1, run_id).ForEachRow([&](const Stmt& row) {
+    (row.ColumnInt(2) ? record->system_tags : record->tags).push_back(row.ColumnText(1));
+  }));
+  return std::move(*record);
+}
+
+Result<std::vector<TaskRecord>> Datastore::State::LoadTasks(
+    TaskQueries& q, const std::function<void(Stmt&)>& bind) {
+  std::vector<TaskRecord> tasks;
+  bind(q.tasks.Reset());
+  CAIRN_RETURN_IF_ERROR(
+      q.tasks.ForEachRow([&](const Stmt& row) { tasks.push_back(ReadTask(row)); }));
+  // Attempts and artifacts come ordered by task_id, like `tasks`, so one
+  // forward walk finds each row's task.
+  size_t i = 0;
+  auto task_of = [&](const Stmt& row) -> TaskRecord* {
+    int64_t task_id = row.ColumnInt64(0);
+    while (i < tasks.size() && tasks[i].task_id < task_id) ++i;
+    return i < tasks.size() && tasks[i].task_id == task_id ? &tasks[i] : nullptr;
+  };
+  bind(q.attempts.Reset());
+  CAIRN_RETURN_IF_ERROR(q.attempts.ForEachRow([&](const Stmt& row) {
+    if (TaskRecord* t = task_of(row)) t->attempts.push_back(ReadAttempt(row));
+  }));
+  i = 0;
+  bind(q.artifacts.Reset());
+  CAIRN_RETURN_IF_ERROR(q.artifacts.ForEachRow([&](const Stmt& row) {
+    if (TaskRecord* t = task_of(row)) t->artifacts.push_back(ReadArtifact(row));
+  }));
+  return tasks;
+}
+
+// --- Datastore ---
+
+Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& root, Mode mode) {
+  std::string path = root + "/" + kDbFile;
+  // State::mu serializes every use of the connection.
+  int flags = SQLITE_OPEN_NOMUTEX;
+  if (mode == Mode::kReadOnly) {
+    if (!Exists(path)) {
+      return Status::NotFound("no cairn datastore at " + path + " (has anything run here yet?)");
+    }
+    flags |= SQLITE_OPEN_READONLY;
+  } else {
+    CAIRN_RETURN_IF_ERROR(MakeDirs(root));
+    flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  }
+  CAIRN_ASSIGN_OR_RETURN(Db db, Db::Open(path, flags));
+  CAIRN_RETURN_IF_ERROR(mode == Mode::kReadOnly ? CheckSchema(db, kSchema)
+                                                : CreateOrMigrate(db, kSchema));
+  auto state = std::make_unique<State>();
+  state->root = root;
+  state->mode = mode;
+  state->db = std::move(db);
+  CAIRN_RETURN_IF_ERROR(state->Prepare());
+  return std::unique_ptr<Datastore>(new Datastore(std::move(state)));
+}
+
+Datastore::Datastore(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Datastore::~Datastore() = default;
+
+const std::string& Datastore::root() const { return state_->root; }
+
+Result<RunRecord> Datastore::CreateRun(const NewRun& run) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  if (run.flow.empty()) return Status::InvalidArgument("CreateRun: empty flow name");
+  double now = WallSeconds();
+  int64_t run_id = 0;
+  {
+    CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+    CAIRN_RETURN_IF_ERROR(s.insert_flow.Reset().Bind(1, run.flow).Bind(2, now).Run());
+    CAIRN_RETURN_IF_ERROR(s.insert_run.Reset()
+                              .Bind(1, run.flow).Bind(2, run.user).Bind(3, now)
+                              .Bind(4, run.origin_run_id).Bind(5, static_cast<int64_t>(::getpid()))
+                              .Bind(6, run.params_json).Bind(7, run.graph_json)
+                              .Run());
+    run_id = s.db.LastInsertRowid();
+    for (int system : {0, 1}) {
+      for (const std::string& tag : system ? run.system_tags : run.tags) {
+        CAIRN_RETURN_IF_ERROR(
+            s.insert_tag.Reset().Bind(1, run_id).Bind(2, tag).Bind(3, system).Run());
+      }
+    }
+    CAIRN_RETURN_IF_ERROR(txn.Commit());
+  }
+  // Read back what was stored (a tag given twice is stored once).
+  return s.LoadRun(run.flow, run_id);
+}
+
+Status Datastore::FinishRun(int64_t run_id, const std::string& status) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  CAIRN_RETURN_IF_ERROR(
+      s.finish_run.Reset().Bind(1, run_id).Bind(2, status).Bind(3, WallSeconds()).Run());
+  if (s.db.Changes() == 0) {
+    return Status::NotFound("run " + std::to_string(run_id) + " not found in " + s.root);
+  }
+  return txn.Commit();
+}
+
+Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  if (tasks.empty()) return Status::OK();
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  for (const TaskRecord& t : tasks) {
+    Status st = s.insert_task.Reset()
+                    .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, t.step).Bind(4, t.status)
+                    .Bind(5, t.foreach_index).Bind(6, t.clone_key).Bind(7, t.origin)
+                    .Bind(8, t.result_json).Bind(9, JoinIds(t.parents))
+                    .Bind(10, t.started_at).Bind(11, t.finished_at)
+                    .Run();
+    for (const AttemptRecord& a : t.attempts) {
+      if (!st.ok()) break;
+      st = s.insert_attempt.Reset()
+               .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.attempt).Bind(4, a.status)
+               .Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.reason)
+               .Bind(8, a.started_at).Bind(9, a.finished_at)
+               .Run();
+    }
+    for (const ArtifactRecord& a : t.artifacts) {
+      if (!st.ok()) break;
+      st = s.insert_artifact.Reset()
+               .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.name).Bind(4, a.digest)
+               .Bind(5, a.size).Bind(6, a.type).Bind(7, a.encoding)
+               .Run();
+    }
+    if (!st.ok()) {
+      // `txn` rolls the whole batch back.
+      return Annotate(st, "recording task " + std::to_string(t.run_id) + "/" +
+                              std::to_string(t.task_id) + " (step " + t.step + ")");
+    }
+  }
+  return txn.Commit();
+}
+
+Status Datastore::AddTags(int64_t run_id, const std::vector<std::string>& tags) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  CAIRN_RETURN_IF_ERROR(s.CheckRunExists(run_id));
+  for (const std::string& tag : tags) {
+    CAIRN_RETURN_IF_ERROR(s.insert_tag.Reset().Bind(1, run_id).Bind(2, tag).Bind(3, 0).Run());
+  }
+  return txn.Commit();
+}
+
+Status Datastore::RemoveTags(int64_t run_id, const std::vector<std::string>& tags) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  CAIRN_RETURN_IF_ERROR(s.CheckRunExists(run_id));
+  // System tags are facts about the run, not the user's to remove.
+  for (const std::string& tag : tags) {
+    CAIRN_RETURN_IF_ERROR(s.delete_tag.Reset().Bind(1, run_id).Bind(2, tag).Run());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<std::string>> Datastore::Flows() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<std::string> names;
+  CAIRN_RETURN_IF_ERROR(
+      s.flows.Reset().ForEachRow([&](const Stmt& row) { names.push_back(row.ColumnText(0)); }));
+  return names;
+}
+
+Result<std::vector<RunRecord>> Datastore::Runs(const std::string& flow, int64_t limit) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<RunRecord> runs;
+  // SQLite reads a negative LIMIT as "no limit".
+  s.runs_of_flow.Reset().Bind(1, flow).Bind(2, limit > 0 ? limit : int64_t{-1});
+  CAIRN_RETURN_IF_ERROR(
+      s.runs_of_flow.ForEachRow([&](const Stmt& row) { runs.push_back(ReadRun(row)); }));
+  if (runs.empty()) return runs;
+  // One query for the tags of all these runs, newest run first like `runs`.
+  size_t i = 0;
+  s.tags_of_flow.Reset().Bind(1, flow).Bind(2, runs.back().run_id);
+  CAIRN_RETURN_IF_ERROR(s.tags_of_flow.ForEachRow([&](const Stmt& row) {
+    int64_t run_id = row.ColumnInt64(0);
+    while (i < runs.size() && runs[i].run_id > run_id) ++i;
+    if (i == runs.size() || runs[i].run_id != run_id) return;
+    (row.ColumnInt(2) ? runs[i].system_tags : runs[i].tags).push_back(row.ColumnText(1));
+  }));
+  return runs;
+}
+
+Result<RunRecord> Datastore::GetRun(const std::string& flow, int64_t run_id) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->LoadRun(flow, run_id);
+}
+
+Result<std::vector<TaskRecord>> Datastore::Tasks(int64_t run_id, const std::string& step) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (step.empty()) {
+    return s.LoadTasks(s.of_run, [&](Stmt& q) { q.Bind(1, run_id); });
+  }
+  return s.LoadTasks(s.of_step, [&](Stmt& q) { q.Bind(1, run_id).Bind(2, step); });
+}
+
+Result<TaskRecord> Datastore::GetTask(int64_t run_id, int64_t task_id) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_ASSIGN_OR_RETURN(
+      std::vector<TaskRecord> tasks,
+      s.LoadTasks(s.of_task, [&](Stmt& q) { q.Bind(1, run_id).Bind(2, task_id); }));
+  if (tasks.empty()) {
+    return Status::NotFound("task " + std::to_string(run_id) + "/" + std::to_string(task_id) +
+                            " not found in " + s.root);
+  }
+  return std::move(tasks.front());
+}
+
+}  // namespace cairn

@@ -1,0 +1,330 @@
+#include "store/datastore.h"
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "store/sqlite.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+using Mode = Datastore::Mode;
+
+TaskRecord MakeTask(int64_t run_id, int64_t task_id, const std::string& step) {
+  TaskRecord t;
+  t.run_id = run_id;
+  t.task_id = task_id;
+  t.step = step;
+  t.status = "succeeded";
+  t.clone_key = step + "/" + std::to_string(task_id);
+  t.started_at = 100 + task_id;
+  t.finished_at = 200 + task_id;
+  t.attempts.push_back(AttemptRecord{0, "succeeded", 0, 0, "", 100.0 + task_id, 200.0 + task_id});
+  t.artifacts.push_back(ArtifactRecord{"x", std::string(32, 'a'), 10, "int", "pickle5"});
+  return t;
+}
+
+NewRun MakeRun(const std::string& flow) {
+  NewRun run;
+  run.flow = flow;
+  run.user = "alice";
+  return run;
+}
+
+class DatastoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = dir_.Join(".cairn");
+    ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
+  }
+
+  // Runs `sql` on the database file directly, bypassing Datastore.
+  void RawExec(const std::string& sql) {
+    ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READWRITE));
+    ASSERT_OK(db.Exec(sql));
+  }
+
+  test::TempDir dir_;
+  std::string root_;
+  std::unique_ptr<Datastore> ds_;
+};
+
+TEST_F(DatastoreTest, RoundTripsRunsTasksAttemptsArtifactsAndTags) {
+  NewRun new_run = MakeRun("HelloFlow");
+  new_run.origin_run_id = 0;
+  new_run.params_json = R"({"alpha": 0.5})";
+  new_run.graph_json = R"({"steps": []})";
+  new_run.tags = {"exp", "baseline"};
+  new_run.system_tags = {"user:alice", "runtime:local"};
+  ASSERT_OK_AND_ASSIGN(RunRecord created, ds_->CreateRun(new_run));
+  EXPECT_GT(created.run_id, 0);
+  EXPECT_EQ(created.status, "running");
+  EXPECT_EQ(created.engine_pid, getpid());
+  EXPECT_GT(created.created_at, 1.6e9);
+
+  TaskRecord start = MakeTask(created.run_id, 1, "start");
+  start.result_json = R"({"foreach_count": 2})";
+  TaskRecord body = MakeTask(created.run_id, 2, "body");
+  body.foreach_index = 1;
+  body.parents = {1};
+  body.origin = "HelloFlow/7/body/2";
+  body.status = "failed";
+  body.attempts.push_back(AttemptRecord{1, "timeout", -1, 9, "timed out after 5s", 300, 305});
+  body.artifacts.push_back(ArtifactRecord{"model", std::string(32, 'b'), 1 << 20, "Model", "pickle5"});
+  TaskRecord join = MakeTask(created.run_id, 3, "join");
+  join.parents = {1, 2};
+  ASSERT_OK(ds_->RecordTasks({start, body, join}));
+  ASSERT_OK(ds_->FinishRun(created.run_id, "failed"));
+
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->GetRun("HelloFlow", created.run_id));
+  EXPECT_EQ(run.status, "failed");
+  EXPECT_GE(run.finished_at, run.created_at);
+  EXPECT_EQ(run.user, "alice");
+  EXPECT_EQ(run.params_json, new_run.params_json);
+  EXPECT_EQ(run.graph_json, new_run.graph_json);
+  EXPECT_EQ(run.tags, (std::vector<std::string>{"baseline", "exp"}));
+  EXPECT_EQ(run.system_tags, (std::vector<std::string>{"runtime:local", "user:alice"}));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, ds_->Tasks(created.run_id));
+  ASSERT_EQ(tasks.size(), 3u);
+  const TaskRecord& got = tasks[1];
+  EXPECT_EQ(got.step, "body");
+  EXPECT_EQ(got.status, "failed");
+  EXPECT_EQ(got.foreach_index, 1);
+  EXPECT_EQ(got.origin, body.origin);
+  EXPECT_EQ(got.clone_key, body.clone_key);
+  EXPECT_EQ(got.parents, std::vector<int64_t>{1});
+  EXPECT_EQ(got.started_at, body.started_at);
+  ASSERT_EQ(got.attempts.size(), 2u);
+  EXPECT_EQ(got.attempts[1].status, "timeout");
+  EXPECT_EQ(got.attempts[1].signal, 9);
+  EXPECT_EQ(got.attempts[1].reason, "timed out after 5s");
+  EXPECT_EQ(got.attempts[1].finished_at, 305);
+  ASSERT_EQ(got.artifacts.size(), 2u);
+  EXPECT_EQ(got.artifacts[0].name, "model");
+  EXPECT_EQ(got.artifacts[0].size, 1 << 20);
+  EXPECT_EQ(got.artifacts[0].type, "Model");
+  EXPECT_EQ(got.artifacts[0].encoding, "pickle5");
+  EXPECT_EQ(tasks[0].result_json, start.result_json);
+  EXPECT_EQ(tasks[2].parents, (std::vector<int64_t>{1, 2}));
+
+  ASSERT_OK_AND_ASSIGN(TaskRecord one, ds_->GetTask(created.run_id, 2));
+  EXPECT_EQ(one.attempts.size(), 2u);
+  EXPECT_EQ(one.artifacts.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> joins, ds_->Tasks(created.run_id, "join"));
+  ASSERT_EQ(joins.size(), 1u);
+  EXPECT_EQ(joins[0].task_id, 3);
+  EXPECT_EQ(joins[0].attempts.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> flows, ds_->Flows());
+  EXPECT_EQ(flows, std::vector<std::string>{"HelloFlow"});
+}
+
+TEST_F(DatastoreTest, RunsAreNewestFirstWithTheirOwnTags) {
+  for (int i = 0; i < 5; ++i) {
+    NewRun run = MakeRun("F");
+    run.tags = {"n" + std::to_string(i)};
+    ASSERT_OK(ds_->CreateRun(run));
+    ASSERT_OK(ds_->CreateRun(MakeRun("Other")));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, ds_->Runs("F"));
+  ASSERT_EQ(runs.size(), 5u);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].flow, "F");
+    EXPECT_EQ(runs[i].tags, std::vector<std::string>{"n" + std::to_string(4 - i)});
+    if (i > 0) {
+      EXPECT_GT(runs[i - 1].run_id, runs[i].run_id);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> latest, ds_->Runs("F", 2));
+  ASSERT_EQ(latest.size(), 2u);
+  EXPECT_EQ(latest[0].run_id, runs[0].run_id);
+  EXPECT_EQ(latest[1].tags, std::vector<std::string>{"n3"});
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> none, ds_->Runs("Nope"));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(DatastoreTest, RecordTasksIsAllOrNothing) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->RecordTasks({MakeTask(run.run_id, 5, "a")}));
+  // Task 5 is already there: the whole batch must fail, including task 6.
+  Status s = ds_->RecordTasks({MakeTask(run.run_id, 6, "a"), MakeTask(run.run_id, 5, "a")});
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find(std::to_string(run.run_id) + "/5"), std::string::npos) << s.message();
+  // A duplicate artifact name fails the batch too, after its task row went in.
+  TaskRecord dup = MakeTask(run.run_id, 7, "a");
+  dup.artifacts.push_back(dup.artifacts[0]);
+  EXPECT_FALSE(ds_->RecordTasks({MakeTask(run.run_id, 8, "a"), dup}).ok());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, ds_->Tasks(run.run_id));
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].task_id, 5);
+  EXPECT_EQ(tasks[0].artifacts.size(), 1u);
+  // The datastore is still usable after the failed batches.
+  EXPECT_OK(ds_->RecordTasks({MakeTask(run.run_id, 6, "a")}));
+}
+
+TEST_F(DatastoreTest, RecordTasksOfAnUnknownRunFails) {
+  EXPECT_FALSE(ds_->RecordTasks({MakeTask(999, 1, "a")}).ok());
+}
+
+TEST_F(DatastoreTest, NotFoundNamesThePathspec) {
+  Result<RunRecord> run = ds_->GetRun("HelloFlow", 42);
+  EXPECT_EQ(run.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(run.status().message().find("HelloFlow/42"), std::string::npos)
+      << run.status().message();
+  Result<TaskRecord> task = ds_->GetTask(42, 7);
+  EXPECT_EQ(task.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(task.status().message().find("42/7"), std::string::npos) << task.status().message();
+  EXPECT_EQ(ds_->FinishRun(42, "failed").code(), Status::Code::kNotFound);
+  EXPECT_EQ(ds_->AddTags(42, {"x"}).code(), Status::Code::kNotFound);
+}
+
+TEST_F(DatastoreTest, UserCanRemoveOnlyUserTags) {
+  NewRun new_run = MakeRun("F");
+  new_run.system_tags = {"user:alice"};
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(new_run));
+  ASSERT_OK(ds_->AddTags(run.run_id, {"keep", "drop", "keep"}));
+  ASSERT_OK(ds_->RemoveTags(run.run_id, {"drop", "user:alice", "never-there"}));
+  ASSERT_OK_AND_ASSIGN(RunRecord got, ds_->GetRun("F", run.run_id));
+  EXPECT_EQ(got.tags, std::vector<std::string>{"keep"});
+  EXPECT_EQ(got.system_tags, std::vector<std::string>{"user:alice"});
+}
+
+TEST_F(DatastoreTest, ReadOnlySeesWritesOfAnotherConnection) {
+  ASSERT_OK_AND_ASSIGN(RunRecord first, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Mode::kReadOnly));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, reader->Runs("F"));
+  EXPECT_EQ(runs.size(), 1u);
+  ASSERT_OK(ds_->RecordTasks({MakeTask(first.run_id, 1, "start")}));
+  ASSERT_OK(ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(runs, reader->Runs("F"));
+  EXPECT_EQ(runs.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, reader->Tasks(first.run_id));
+  EXPECT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(reader->CreateRun(MakeRun("F")).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(DatastoreTest, ReadOnlyOpensAfterTheWriterClosed) {
+  ASSERT_OK(ds_->CreateRun(MakeRun("F")));
+  ds_.reset();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Mode::kReadOnly));
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, reader->Runs("F"));
+  EXPECT_EQ(runs.size(), 1u);
+}
+
+TEST_F(DatastoreTest, ReadOnlyOpenOfMissingDatastoreIsNotFound) {
+  std::string missing = dir_.Join("nowhere");
+  Result<std::unique_ptr<Datastore>> ds = Datastore::Open(missing, Mode::kReadOnly);
+  EXPECT_EQ(ds.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(ds.status().message().find(missing + "/cairn.db"), std::string::npos)
+      << ds.status().message();
+}
+
+TEST_F(DatastoreTest, RefusesANewerSchemaVersion) {
+  ds_.reset();
+  RawExec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly}) {
+    Result<std::unique_ptr<Datastore>> ds = Datastore::Open(root_, mode);
+    ASSERT_EQ(ds.status().code(), Status::Code::kVersionMismatch) << ds.status().ToString();
+    EXPECT_NE(ds.status().message().find("version 2"), std::string::npos) << ds.status().message();
+    EXPECT_NE(ds.status().message().find("version " + std::to_string(kSchemaVersion)),
+              std::string::npos)
+        << ds.status().message();
+  }
+}
+
+TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ds_.reset();
+  // Version 0 comes in two shapes: the meta table without its row, or no
+  // meta table at all.
+  for (const char* sql : {"DELETE FROM meta", "DROP TABLE meta"}) {
+    RawExec(sql);
+    // A reader cannot migrate, and says so.
+    EXPECT_EQ(Datastore::Open(root_, Mode::kReadOnly).status().code(),
+              Status::Code::kVersionMismatch);
+    ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
+    EXPECT_OK(ds_->GetRun("F", run.run_id));
+    ds_.reset();
+    ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READONLY));
+    ASSERT_OK_AND_ASSIGN(Stmt version,
+                         db.Prepare("SELECT value FROM meta WHERE key = 'schema_version'"));
+    ASSERT_OK_AND_ASSIGN(bool row, version.Step());
+    ASSERT_TRUE(row);
+    EXPECT_EQ(version.ColumnText(0), std::to_string(kSchemaVersion));
+  }
+}
+
+TEST_F(DatastoreTest, GarbledSchemaVersionIsCorruption) {
+  ds_.reset();
+  RawExec("UPDATE meta SET value = 'one' WHERE key = 'schema_version'");
+  EXPECT_EQ(Datastore::Open(root_, Mode::kReadWrite).status().code(), Status::Code::kCorruption);
+}
+
+// Two engine processes record runs at the same time while this process polls
+// read-only: nobody may ever see "database is locked".
+TEST_F(DatastoreTest, ConcurrentWritersAndReadersNeverFailWithBusy) {
+  ds_.reset();
+  constexpr int kWriters = 2, kRuns = 30, kTasksPerRun = 40;
+  std::vector<pid_t> pids;
+  for (int w = 0; w < kWriters; ++w) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto fail = [](const Status& s) {
+        std::fprintf(stderr, "writer failed: %s\n", s.ToString().c_str());
+        _exit(1);
+      };
+      Result<std::unique_ptr<Datastore>> ds = Datastore::Open(root_, Mode::kReadWrite);
+      if (!ds.ok()) fail(ds.status());
+      for (int r = 0; r < kRuns; ++r) {
+        Result<RunRecord> run = (*ds)->CreateRun(MakeRun("W" + std::to_string(w)));
+        if (!run.ok()) fail(run.status());
+        std::vector<TaskRecord> tasks;
+        for (int t = 0; t < kTasksPerRun; ++t) tasks.push_back(MakeTask(run->run_id, t, "s"));
+        Status s = (*ds)->RecordTasks(tasks);
+        if (s.ok()) s = (*ds)->FinishRun(run->run_id, "succeeded");
+        if (!s.ok()) fail(s);
+      }
+      _exit(0);
+    }
+    pids.push_back(pid);
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Mode::kReadOnly));
+  int running = kWriters;
+  while (running > 0) {
+    for (int w = 0; w < kWriters; ++w) {
+      Result<std::vector<RunRecord>> runs = reader->Runs("W" + std::to_string(w), 3);
+      ASSERT_OK(runs);
+      if (!runs->empty()) {
+        ASSERT_OK(reader->Tasks(runs->front().run_id));
+      }
+    }
+    for (pid_t& pid : pids) {
+      int status = 0;
+      if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "writer status " << status;
+        pid = 0;
+        --running;
+      }
+    }
+  }
+  for (int w = 0; w < kWriters; ++w) {
+    ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, reader->Runs("W" + std::to_string(w)));
+    ASSERT_EQ(runs.size(), static_cast<size_t>(kRuns));
+    EXPECT_EQ(runs[0].status, "succeeded");
+    ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, reader->Tasks(runs[0].run_id));
+    EXPECT_EQ(tasks.size(), static_cast<size_t>(kTasksPerRun));
+  }
+}
+
+}  // namespace
+}  // namespace cairn
