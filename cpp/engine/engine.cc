@@ -68,6 +68,7 @@ class Engine::RunState : public OutputSink {
   void Succeed(TaskKey key, TaskResult result, double finished_at);
   void Fail(TaskKey key, const std::string& reason, const std::string& tail);
   std::string BuildPayload(TaskKey key);
+  nlohmann::json FrameJson(const SplitFrame& frame);
   TaskEvent EventFor(TaskKey key) const;
   void Record(TaskKey key, const std::string& status);
   Status Flush(bool force);
@@ -216,6 +217,22 @@ TaskEvent Engine::RunState::EventFor(TaskKey key) const {
   return ev;
 }
 
+json Engine::RunState::FrameJson(const SplitFrame& f) {
+  json frame = {{"step", e_.graph_.step(f.split_step).name},
+                {"task_id", f.split_task},
+                {"index", f.index},
+                {"width", f.width},
+                {"foreach", f.foreach}};
+  if (f.foreach) {
+    const std::string& var = e_.graph_.step(f.split_step).foreach_var;
+    frame["var"] = var;
+    for (const auto& a : task(f.split_task).artifacts) {
+      if (a.name == var) frame["artifact"] = json::array({a.name, a.digest, a.size, a.type, a.encoding});
+    }
+  }
+  return frame;
+}
+
 std::string Engine::RunState::BuildPayload(TaskKey key) {
   const PlannedTask& t = plan_.task(key);
   const Step& step = e_.graph_.step(t.step);
@@ -233,27 +250,17 @@ std::string Engine::RunState::BuildPayload(TaskKey key) {
   json inputs = json::array();
   for (TaskKey parent : t.parents) {
     const PlannedTask& pt = plan_.task(parent);
-    inputs.push_back({{"step", e_.graph_.step(pt.step).name},
-                      {"task_id", parent},
-                      {"artifacts", ArtifactsToJson(task(parent).artifacts)}});
+    json input = {{"step", e_.graph_.step(pt.step).name},
+                  {"task_id", parent},
+                  {"artifacts", ArtifactsToJson(task(parent).artifacts)}};
+    // A join's inputs are one split deeper: their innermost frame says which
+    // branch or foreach item each one was.
+    if (pt.stack.size() > t.stack.size()) input["frame"] = FrameJson(pt.stack.back());
+    inputs.push_back(std::move(input));
   }
   p["inputs"] = std::move(inputs);
   json stack = json::array();
-  for (const SplitFrame& f : t.stack) {
-    json frame = {{"step", e_.graph_.step(f.split_step).name},
-                  {"task_id", f.split_task},
-                  {"index", f.index},
-                  {"width", f.width},
-                  {"foreach", f.foreach}};
-    if (f.foreach) {
-      const std::string& var = e_.graph_.step(f.split_step).foreach_var;
-      frame["var"] = var;
-      for (const auto& a : task(f.split_task).artifacts) {
-        if (a.name == var) frame["artifact"] = json::array({a.name, a.digest, a.size, a.type, a.encoding});
-      }
-    }
-    stack.push_back(std::move(frame));
-  }
+  for (const SplitFrame& f : t.stack) stack.push_back(FrameJson(f));
   p["stack"] = std::move(stack);
   return p.dump();
 }

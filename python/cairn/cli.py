@@ -1,0 +1,132 @@
+"""The command line of a flow file: `python flow.py run | resume | check |
+show | logs | dump | tag | step`, as Metaflow users know it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+from . import _core
+from .errors import CairnError, headline
+
+COMMANDS: dict[str, Callable[[type, argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+def main(flow_cls: type, argv: list[str] | None = None) -> None:
+    sys.exit(run_cli(flow_cls, argv))
+
+
+def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
+    parser = build_parser(flow_cls)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](flow_cls, args)
+    except KeyboardInterrupt as e:
+        print(f"Interrupted: {e}" if str(e) else "Interrupted", file=sys.stderr)
+        return 130
+    except CairnError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{headline(e)}:\n{e}" if "\n" in str(e) else f"{headline(e)}: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser(flow_cls: type) -> argparse.ArgumentParser:
+    from . import cli_commands  # noqa: F401 - registers the commands
+    from .graph import parameters_of
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else flow_cls.__name__
+    parser = argparse.ArgumentParser(prog=f"python {prog}", description=(flow_cls.__doc__ or "").strip())
+    parser.add_argument("--datastore-root", help="datastore folder (default: $CAIRN_HOME or ./.cairn)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of cairn errors")
+    parser.add_argument("--quiet", action="store_true", help="fewer status lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+        p.add_argument("--max-workers", type=int, default=16, help="tasks running at once (default 16)")
+        p.add_argument("--max-num-splits", type=int, default=100,
+                       help="largest foreach allowed (default 100)")
+        p.add_argument("--with", dest="with_decorators", action="append", default=[],
+                       metavar="DECORATOR", help="add a decorator to every step, e.g. retry or timeout:seconds=30")
+        p.add_argument("--run-id-file", help="write the run id to this file")
+        p.add_argument("--launcher", choices=["worker", "spawn"], default=os.environ.get("CAIRN_LAUNCHER", "worker"),
+                       help="worker: fork tasks from a warm process (default); spawn: a fresh interpreter per task")
+        p.add_argument("--quiet", action="store_true", dest="run_quiet")
+
+    run = sub.add_parser("run", help="run the flow")
+    run_options(run)
+    for attr, param in parameters_of(flow_cls).items():
+        extra: dict[str, Any] = {}
+        if param.type is bool:
+            extra = {"nargs": "?", "const": "true"}
+        default = "" if not param.show_default else f" (default: {param.default!r})"
+        run.add_argument(f"--{param.name}", dest=f"param__{attr}", default=None,
+                         help=f"{param.help}{default}", **extra)
+
+    resume = sub.add_parser("resume", help="re-run a failed run from its failed step, reusing the rest")
+    resume.add_argument("step_to_rerun", nargs="?", metavar="STEP", help="re-run from this step")
+    resume.add_argument("--origin-run-id", type=int, help="the run to resume (default: the latest)")
+    run_options(resume)
+
+    sub.add_parser("check", help="validate the flow")
+    show = sub.add_parser("show", help="describe the flow's steps")
+    show.add_argument("--format", choices=["text", "dot", "mermaid"], default="text")
+
+    step = sub.add_parser("step", help="run one task (used by the engine)")
+    step.add_argument("step_name", nargs="?", help=argparse.SUPPRESS)
+
+    logs = sub.add_parser("logs", help="print a task's output: RUN_ID/STEP[/TASK_ID]")
+    logs.add_argument("pathspec")
+    group = logs.add_mutually_exclusive_group()
+    group.add_argument("--stdout", action="store_true", help="only stdout")
+    group.add_argument("--stderr", action="store_true", help="only stderr")
+    logs.add_argument("--attempt", type=int, help="attempt number (default: the last)")
+
+    dump = sub.add_parser("dump", help="print a task's artifacts: RUN_ID/STEP[/TASK_ID]")
+    dump.add_argument("pathspec")
+    dump.add_argument("--include", help="comma-separated artifact names")
+    dump.add_argument("--file", help="write the artifacts to this pickle file")
+    dump.add_argument("--max-value-size", type=int, default=1000, help="longest repr shown")
+
+    tag = sub.add_parser("tag", help="add, remove, replace or list a run's tags")
+    tag.add_argument("action", choices=["add", "remove", "replace", "list"])
+    tag.add_argument("tags", nargs="*")
+    tag.add_argument("--run-id", required=False)
+    return parser
+
+
+def spec_for(flow_cls: type, with_decorators: list[str] | None = None) -> dict[str, Any]:
+    """Builds and validates the GraphSpec; raises GraphError listing every problem."""
+    from .decorators import parse_with
+    from .graph import build_spec
+
+    spec = build_spec(flow_cls, [parse_with(w) for w in with_decorators or []])
+    spec["joins"] = _core.validate_graph(json.dumps(spec))
+    return spec
+
+
+def console_main() -> None:
+    """`cairn-py FILE.py ARGS...`: runs a flow file's CLI."""
+    import runpy
+
+    if len(sys.argv) < 2:
+        print("usage: cairn-py FLOW_FILE.py COMMAND ...", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")

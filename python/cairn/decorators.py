@@ -1,0 +1,150 @@
+"""@step and the step decorators (@retry, @catch, @timeout, @environment,
+@resources), with Metaflow's names and arguments."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import CairnException
+
+
+class StepDecorator:
+    """Base of step decorators. Subclasses set `name` and `defaults`; the
+    engine reads their options through `graph_options`."""
+
+    name = ""
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **attributes: Any):
+        unknown = set(attributes) - set(self.defaults)
+        if unknown:
+            raise CairnException(
+                f"@{self.name} got unknown argument(s) {sorted(unknown)}; "
+                f"it takes {sorted(self.defaults)}"
+            )
+        self.attributes = {**self.defaults, **attributes}
+
+    def __call__(self, func: Callable) -> Callable:
+        decos = func.__dict__.setdefault("_cairn_decorators", [])
+        if not any(d.name == self.name for d in decos):
+            decos.append(self)
+        return func
+
+    def graph_options(self) -> dict[str, Any]:
+        return {}
+
+    def task_env(self) -> dict[str, str]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        return f"@{self.name}({args})"
+
+
+class retry(StepDecorator):  # noqa: N801 - Metaflow's name
+    name = "retry"
+    defaults = {"times": 3, "minutes_between_retries": 2}
+
+    def graph_options(self) -> dict[str, Any]:
+        return {
+            "retries": int(self.attributes["times"]),
+            "retry_delay_s": float(self.attributes["minutes_between_retries"]) * 60.0,
+        }
+
+
+class catch(StepDecorator):  # noqa: N801
+    name = "catch"
+    defaults = {"var": None, "print_exception": True}
+
+    def graph_options(self) -> dict[str, Any]:
+        return {"catch": True, "catch_var": self.attributes["var"] or ""}
+
+
+class timeout(StepDecorator):  # noqa: N801
+    name = "timeout"
+    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
+
+    def graph_options(self) -> dict[str, Any]:
+        a = self.attributes
+        total = float(a["seconds"]) + 60.0 * float(a["minutes"]) + 3600.0 * float(a["hours"])
+        return {"timeout_s": total}
+
+
+class environment(StepDecorator):  # noqa: N801
+    name = "environment"
+    defaults = {"vars": {}}
+
+    def task_env(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
+
+
+class resources(StepDecorator):  # noqa: N801
+    """Accepted for compatibility: a local run has the whole machine."""
+
+    name = "resources"
+    defaults = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
+
+
+DECORATORS: dict[str, type[StepDecorator]] = {
+    d.name: d for d in (retry, catch, timeout, environment, resources)
+}
+
+
+def parse_with(spec: str) -> StepDecorator:
+    """Parses `--with retry` / `--with timeout:seconds=30,minutes=1`."""
+    name, _, args = spec.partition(":")
+    cls = DECORATORS.get(name.strip())
+    if cls is None:
+        raise CairnException(f"--with {spec}: unknown decorator; known: {', '.join(sorted(DECORATORS))}")
+    attributes: dict[str, Any] = {}
+    for item in filter(None, args.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise CairnException(f"--with {spec}: expected key=value, got {item!r}")
+        attributes[key.strip()] = _literal(value.strip())
+    return cls(**attributes)
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+class InvalidStep:
+    """What @step returns for something that is not a method, so that `check`
+    reports it with the other problems instead of failing at import."""
+
+    def __init__(self, target: Any, reason: str):
+        self.target = target
+        self.reason = reason
+        self._cairn_step = True
+
+
+def step(func: Callable) -> Callable:
+    """Marks a method of a FlowSpec as a step."""
+    import inspect
+
+    if not inspect.isfunction(func):
+        kind = type(func).__name__
+        return InvalidStep(func, f"@step applied to a {kind}, not to a method")  # type: ignore[return-value]
+    func._cairn_step = True  # type: ignore[attr-defined]
+    func.__dict__.setdefault("_cairn_decorators", [])
+    return func
+
+
+def step_decorators(func: Callable) -> list[StepDecorator]:
+    return list(getattr(func, "_cairn_decorators", []))
+
+
+def with_decorators(func: Callable, extra: list[StepDecorator]) -> list[StepDecorator]:
+    """The step's own decorators plus --with ones it does not already have."""
+    own = step_decorators(func)
+    names = {d.name for d in own}
+    return own + [d for d in extra if d.name not in names]
+
+
+__all__ = ["StepDecorator", "catch", "environment", "resources", "retry", "step", "timeout"]

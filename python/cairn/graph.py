@@ -1,0 +1,230 @@
+"""A FlowSpec class -> its GraphSpec: the plain JSON description of the steps
+(names, transitions, source lines, decorator options) that the C++ engine
+validates and runs. The transitions come from the `self.next(...)` calls in
+each step's source, as in Metaflow."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .decorators import InvalidStep, StepDecorator, with_decorators
+from .parameters import Parameter
+
+RESERVED = {"next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name"}
+
+
+@dataclass
+class StepInfo:
+    name: str
+    func: Any
+    file: str
+    line: int = 0
+    doc: str = ""
+    transition: str = "none"
+    next: list[str] = field(default_factory=list)
+    next_line: int = 0
+    foreach: str | None = None
+    switch_var: str | None = None
+    switch_cases: list[list[str]] = field(default_factory=list)
+    is_join: bool = False
+    decorators: list[StepDecorator] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_spec(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        for d in self.decorators:
+            options.update(d.graph_options())
+        spec: dict[str, Any] = {
+            "name": self.name, "line": self.line, "doc": self.doc, "transition": self.transition,
+            "next": self.next, "next_line": self.next_line, "is_join": self.is_join,
+            "options": options, "problems": self.problems,
+        }
+        if self.foreach:
+            spec["foreach"] = self.foreach
+        if self.switch_var:
+            spec["switch"] = {"var": self.switch_var, "cases": self.switch_cases}
+        return spec
+
+
+_TREES: dict[str, ast.Module] = {}
+
+
+def _tree(path: str) -> ast.Module | None:
+    if path not in _TREES:
+        try:
+            with open(path, encoding="utf-8") as f:
+                _TREES[path] = ast.parse(f.read(), filename=path)
+        except (OSError, SyntaxError):
+            return None
+    return _TREES[path]
+
+
+def _find_def(tree: ast.Module | None, func: Any) -> ast.FunctionDef | None:
+    if tree is None:
+        return None
+    first = func.__code__.co_firstlineno
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func.__name__:
+            lines = [node.lineno] + [d.lineno for d in node.decorator_list]
+            if first in lines:
+                return node  # type: ignore[return-value]
+    return None
+
+
+def _self_attr(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _parse_next(info: StepInfo, node: ast.FunctionDef) -> None:
+    calls = [
+        n for n in ast.walk(node)
+        if isinstance(n, ast.Call) and _self_attr(n.func) == "next"
+    ]
+    if not calls:
+        info.transition = "end" if info.name == "end" else "none"
+        return
+    calls.sort(key=lambda c: c.lineno)
+    call = calls[-1]
+    info.next_line = call.lineno
+    shapes = {ast.dump(c) for c in calls}
+    if len(shapes) > 1:
+        info.problems.append(
+            "calls self.next more than once with different arguments; a step must end with "
+            "exactly one self.next(...)"
+        )
+    kwargs = {k.arg: k.value for k in call.keywords}
+    for key in kwargs:
+        if key not in ("foreach", "condition", "num_parallel"):
+            info.problems.append(f"self.next got an unknown keyword argument '{key}'")
+
+    def const_str(value: ast.AST | None, what: str) -> str | None:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+        info.problems.append(f"self.next({what}=...) must be a string literal naming an attribute")
+        return None
+
+    if call.args and isinstance(call.args[0], ast.Dict):
+        info.transition = "switch"
+        mapping = call.args[0]
+        for k, v in zip(mapping.keys, mapping.values):
+            target = _self_attr(v)
+            if not isinstance(k, ast.Constant) or target is None:
+                info.problems.append("a switch maps literal values to steps: {'value': self.step, ...}")
+                continue
+            info.switch_cases.append([str(k.value), target])
+            info.next.append(target)
+        info.switch_var = const_str(kwargs.get("condition"), "condition") if "condition" in kwargs else None
+        if info.switch_var is None and "condition" not in kwargs:
+            info.problems.append("a switch (self.next with a dict) needs condition='<attribute>'")
+        return
+    for i, arg in enumerate(call.args):
+        target = _self_attr(arg)
+        if target is None:
+            info.problems.append(f"argument {i + 1} of self.next is not a step (write self.<step_name>)")
+        else:
+            info.next.append(target)
+    if "foreach" in kwargs:
+        info.transition = "foreach"
+        info.foreach = const_str(kwargs["foreach"], "foreach")
+        if len(info.next) != 1:
+            info.problems.append("a foreach transition must name exactly one step")
+    elif "condition" in kwargs:
+        info.problems.append("condition= is for switches: self.next({'value': self.step, ...}, condition='var')")
+    else:
+        info.transition = "branch" if len(info.next) > 1 else "linear"
+
+
+def _signature_problem(func: Any, info: StepInfo) -> None:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        info.problems.append("is not a method that can be inspected")
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != len(params) or not 1 <= len(params) <= 2:
+        info.problems.append(
+            "a step must be defined as 'def name(self)' or, for a join, 'def name(self, inputs)'"
+        )
+    info.is_join = len(params) == 2
+
+
+def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None) -> list[StepInfo]:
+    """Every @step of the class and its bases, in source order."""
+    found: dict[str, tuple[Any, type]] = {}
+    for klass in reversed(flow_cls.__mro__):
+        for name, attr in vars(klass).items():
+            if isinstance(attr, (staticmethod, classmethod)) and getattr(attr.__func__, "_cairn_step", False):
+                found[name] = (attr, klass)
+            elif getattr(attr, "_cairn_step", False) is True:
+                found[name] = (attr, klass)
+    steps: list[StepInfo] = []
+    for name, (attr, klass) in found.items():
+        file = os.path.abspath(inspect.getsourcefile(klass) or "<unknown>")
+        if isinstance(attr, InvalidStep):
+            code = getattr(getattr(attr.target, "__func__", attr.target), "__code__", None)
+            info = StepInfo(name, attr, file, line=code.co_firstlineno if code else 1)
+            info.problems.append(attr.reason)
+            info.transition = "end" if name == "end" else "linear"
+            steps.append(info)
+            continue
+        if isinstance(attr, (staticmethod, classmethod)):
+            func = attr.__func__
+            info = StepInfo(name, func, file, line=func.__code__.co_firstlineno)
+            info.problems.append(f"a step must be a plain method, not a {type(attr).__name__}")
+        else:
+            func = attr
+            info = StepInfo(name, func, file, line=func.__code__.co_firstlineno)
+            _signature_problem(func, info)
+        file = os.path.abspath(func.__code__.co_filename)
+        info.file = file
+        node = _find_def(_tree(file), func)
+        if node is not None:
+            info.line = node.lineno
+            _parse_next(info, node)
+        else:
+            info.problems.append("its source could not be read, so its self.next cannot be found")
+        info.doc = inspect.getdoc(func) or ""
+        info.decorators = with_decorators(func, extra or [])
+        if name in RESERVED:
+            info.problems.append(f"'{name}' is a reserved name; rename the step")
+        steps.append(info)
+    steps.sort(key=lambda s: (s.file, s.line))
+    return steps
+
+
+def parameters_of(flow_cls: type) -> dict[str, Parameter]:
+    params: dict[str, Parameter] = {}
+    for klass in reversed(flow_cls.__mro__):
+        for attr_name, attr in vars(klass).items():
+            if isinstance(attr, Parameter):
+                params[attr_name] = attr
+    return params
+
+
+def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None) -> dict[str, Any]:
+    steps = collect_steps(flow_cls, extra)
+    file = os.path.abspath(inspect.getsourcefile(flow_cls) or "<unknown>")
+    params = parameters_of(flow_cls)
+    step_names = {s.name for s in steps}
+    for attr_name, p in params.items():
+        if attr_name in step_names or p.name in step_names:
+            for s in steps:
+                if s.name in (attr_name, p.name):
+                    s.problems.append(f"the name '{s.name}' is used by both a step and a Parameter")
+    return {
+        "flow": flow_cls.__name__,
+        "file": file,
+        "doc": inspect.getdoc(flow_cls) or "",
+        "steps": [s.to_spec() for s in steps],
+        "parameters": [
+            {"name": p.name, "attr": attr, "type": p.type_name, "help": p.help,
+             "required": p.required, "default": repr(p.default)}
+            for attr, p in params.items()
+        ],
+    }

@@ -1,0 +1,160 @@
+"""Parameter, IncludeFile and JSONType: a flow's inputs, set on the command
+line (`--alpha 0.5`) or from CAIRN_RUN_<NAME>, versioned with the run."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+from .errors import ParameterError
+
+
+class JSONTypeClass:
+    name = "JSON"
+
+    def __call__(self, text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ParameterError(f"not valid JSON: {e}") from e
+
+    def __repr__(self) -> str:
+        return "JSONType"
+
+
+JSONType = JSONTypeClass()
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+class DeployTimeContext:
+    """What a callable default receives (Metaflow passes a context object)."""
+
+    def __init__(self, flow_name: str, parameter_name: str, user_name: str):
+        self.flow_name = flow_name
+        self.parameter_name = parameter_name
+        self.user_name = user_name
+
+
+class Parameter:
+    """A run-time input of a flow, readable as `self.<name>` in every step."""
+
+    IS_INCLUDE_FILE = False
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,  # noqa: A002 - Metaflow's argument name
+        help: str | None = None,  # noqa: A002
+        required: bool = False,
+        show_default: bool = True,
+        **kwargs: Any,
+    ):
+        self.name = name
+        self.default = default
+        self.help = help or ""
+        self.required = required
+        self.show_default = show_default
+        if type is None:
+            type = _infer_type(default)
+        self.type = type
+        self.kwargs = kwargs
+
+    @property
+    def type_name(self) -> str:
+        t = self.type
+        return getattr(t, "name", None) or getattr(t, "__name__", None) or str(t)
+
+    def convert(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if self.type is bool:
+                return _to_bool(value)
+            if self.type in (int, float, str):
+                if self.type is int and isinstance(value, float):
+                    raise ValueError("expected an integer")
+                return self.type(value)
+            if callable(self.type):
+                return self.type(value)
+        except (ValueError, TypeError, ParameterError) as e:
+            raise ParameterError(
+                f"parameter '{self.name}' expects {self.type_name}, got {value!r}: {e}"
+            ) from e
+        return value
+
+    def resolve(self, cli_value: Any, flow_name: str, user: str) -> Any:
+        """CLI value, else CAIRN_RUN_<NAME> (or METAFLOW_RUN_<NAME>), else default."""
+        value = cli_value
+        if value is None:
+            env_name = self.name.upper().replace("-", "_")
+            value = os.environ.get(f"CAIRN_RUN_{env_name}", os.environ.get(f"METAFLOW_RUN_{env_name}"))
+        if value is None:
+            default = self.default
+            if callable(default) and not isinstance(default, type):
+                default = default(DeployTimeContext(flow_name, self.name, user))
+            if default is None and self.required:
+                raise ParameterError(
+                    f"missing required parameter '{self.name}': pass --{self.name} VALUE"
+                )
+            if default is None:
+                return None
+            value = default
+        return self.convert(value)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, default={self.default!r})"
+
+
+class IncludeFile(Parameter):
+    """A file whose content is read when the run starts and versioned as an artifact."""
+
+    IS_INCLUDE_FILE = True
+
+    def __init__(self, name: str, default: str | None = None, is_text: bool = True,
+                 encoding: str = "utf-8", help: str | None = None, required: bool = False,  # noqa: A002
+                 **kwargs: Any):
+        super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
+        self.is_text = is_text
+        self.encoding = encoding
+
+    def convert(self, value: Any) -> Any:
+        if value is None:
+            return None
+        path = os.path.expanduser(str(value))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ParameterError(f"IncludeFile '{self.name}': cannot read {path}: {e.strerror}") from e
+        return data.decode(self.encoding) if self.is_text else data
+
+
+def _infer_type(default: Any) -> Callable:
+    if callable(default) and not isinstance(default, type):
+        return str
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    if isinstance(default, (dict, list)):
+        return JSONType
+    return str

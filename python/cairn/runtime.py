@@ -1,0 +1,138 @@
+"""`run` and `resume`: resolve parameters, store them, fork the worker, and
+hand the rest to the C++ engine."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import socket
+import sys
+from typing import Any
+
+from . import _core, serializers
+from .graph import parameters_of
+from .version import __version__
+
+DATASTORE_DIR = ".cairn"
+
+
+def datastore_root(explicit: str | None = None) -> str:
+    """--datastore-root, else $CAIRN_HOME, else the nearest .cairn folder
+    above the working directory, else ./.cairn."""
+    if explicit:
+        return os.path.abspath(explicit)
+    env = os.environ.get("CAIRN_HOME")
+    if env:
+        return os.path.abspath(env)
+    here = os.getcwd()
+    while True:
+        candidate = os.path.join(here, DATASTORE_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.abspath(DATASTORE_DIR)
+        here = parent
+
+
+def username() -> str:
+    for var in ("CAIRN_USER", "METAFLOW_USER", "USER", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def system_tags(user: str) -> list[str]:
+    return [
+        f"user:{user}",
+        "runtime:local",
+        f"python_version:{platform.python_version()}",
+        f"cairn_version:{__version__}",
+    ]
+
+
+def store_parameters(flow_cls: type, cli_values: dict[str, Any], root: str, user: str
+                     ) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Resolves every Parameter and stores its value; returns (records, shown values)."""
+    store = _core.ArtifactStore(root)
+    records, shown = [], {}
+    for attr, param in parameters_of(flow_cls).items():
+        value = param.resolve(cli_values.get(attr), flow_cls.__name__, user)
+        segments, encoding = serializers.dumps(value)
+        digest, size, _ = store.put(segments)
+        records.append([attr, digest, size, serializers.type_name(value), encoding])
+        shown[param.name] = value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+    return records, shown
+
+
+def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
+                      ) -> tuple[int, list[list[Any]], str]:
+    """For resume: the origin run (default: the latest) and its parameters."""
+    ds = _core.Datastore(root, readonly=True)
+    try:
+        if origin_run_id is None:
+            runs = ds.runs(flow_name, 1)
+            if not runs:
+                raise _core.NotFoundError(f"flow {flow_name} has no run to resume")
+            origin_run_id = runs[0].run_id
+        run = ds.get_run(flow_name, origin_run_id)
+        params = ds.tasks(run.run_id, "_parameters")
+        records = [[a.name, a.digest, a.size, a.type, a.encoding]
+                   for t in params for a in t.artifacts]
+        return run.run_id, records, run.params_json
+    finally:
+        del ds  # close before forking the worker
+
+
+def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: list[list[Any]],
+            params_json: str, tags: list[str], with_decorators: list[str], max_workers: int,
+            max_num_splits: int, quiet: bool, launcher: str = "worker", origin_run_id: int = 0,
+            resume_steps: list[str] | None = None) -> dict[str, Any]:
+    user = username()
+    flow_payload = {
+        "root": root, "user": user, "tags": tags, "with_decorators": with_decorators,
+        "file": spec["file"],
+    }
+    options = {
+        "root": root,
+        "graph_json": json.dumps(spec),
+        "max_workers": max_workers,
+        "max_num_splits": max_num_splits,
+        "user": user,
+        "tags": tags,
+        "system_tags": system_tags(user),
+        "params_json": params_json,
+        "param_artifacts_json": json.dumps(param_records),
+        "origin_run_id": origin_run_id,
+        "resume_steps": resume_steps or [],
+        "flow_payload_json": json.dumps(flow_payload),
+        "task_argv": [sys.executable, spec["file"], "--datastore-root", root, "step"],
+    }
+    console = {"quiet": quiet, "live_progress": sys.stdout.isatty() and not quiet}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if launcher == "spawn":
+        return _core.run(options, console=console)
+    return _run_with_worker(flow_cls, spec, options, console, root)
+
+
+def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, Any],
+                     console: dict[str, Any], root: str) -> dict[str, Any]:
+    engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            engine_end.close()
+            from .worker import serve
+
+            serve(flow_cls, spec, worker_end, parent, root)
+        finally:
+            os._exit(0)
+    worker_end.close()
+    return _core.run(options, worker_fd=engine_end.detach(), worker_pid=pid, console=console)

@@ -1,0 +1,43 @@
+"""Python values <-> the segments of a blob.
+
+Pickle protocol 5 with out-of-band buffers: a numpy array's memory goes to
+the store as its own segment without a copy, and comes back as a view of the
+blob's copy-on-write mapping. Top-level bytes are stored as they are."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+PICKLE = "pickle5"
+BYTES = "bytes"
+BYTEARRAY = "bytearray"
+
+
+def type_name(obj: Any) -> str:
+    t = type(obj)
+    if t.__module__ == "builtins":
+        return t.__qualname__
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def dumps(obj: Any) -> tuple[list[Any], str]:
+    """Returns (segments, encoding). Segments support the buffer protocol."""
+    t = type(obj)
+    if t is bytes:
+        return [obj], BYTES
+    if t is bytearray:
+        return [obj], BYTEARRAY
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return [data, *(b.raw() for b in buffers)], PICKLE
+
+
+def loads(segments: list[memoryview], encoding: str) -> Any:
+    if encoding == BYTES:
+        return bytes(segments[0])
+    if encoding == BYTEARRAY:
+        return bytearray(segments[0])
+    if encoding == PICKLE:
+        return pickle.loads(segments[0], buffers=segments[1:])
+    raise ValueError(f"unknown artifact encoding {encoding!r}")

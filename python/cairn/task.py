@@ -1,0 +1,317 @@
+"""The body of a task process: load inputs, call the user's step, save its
+artifacts, and report the result to the engine on the result channel.
+
+Runs in a child forked by the worker (the fast path) or in a fresh
+interpreter started by `python flow.py step` (the standalone path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections import OrderedDict
+from typing import Any
+
+from . import _core, serializers
+from .current import current
+from .errors import ArtifactError, CairnException
+
+# Records travel as [name, digest, size, type, encoding].
+Record = list
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset, range)
+
+# Values by digest, filled by the worker before it forks (so every child of a
+# wide foreach shares the foreach list instead of unpickling it again).
+_VALUE_CACHE: OrderedDict[str, Any] = OrderedDict()
+_VALUE_CACHE_SIZE = 8
+
+
+class StepFailure(Exception):
+    """What @catch stores when a step failed every attempt."""
+
+
+class Frame:
+    def __init__(self, ctx: TaskContext, raw: dict[str, Any]):
+        self._ctx = ctx
+        self.step = raw["step"]
+        self.index = raw["index"]
+        self.width = raw["width"]
+        self.foreach = raw["foreach"]
+        self._artifact = raw.get("artifact")
+
+    @property
+    def value(self) -> Any:
+        if not self._artifact:
+            return None
+        values = self._ctx.store_load(self._artifact)
+        try:
+            return values[self.index]
+        except TypeError:
+            return list(values)[self.index]
+
+
+class InputFlow:
+    """One input of a join: its artifacts by attribute, read on demand."""
+
+    def __init__(self, ctx: TaskContext, raw: dict[str, Any], frame: Frame | None):
+        self._ctx = ctx
+        self._step = raw["step"]
+        self._cairn_artifacts = {r[0]: r for r in raw["artifacts"]}
+        self._frame = frame
+        self._values: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._values:
+            return self._values[name]
+        rec = self._cairn_artifacts.get(name)
+        if rec is None:
+            raise AttributeError(f"input from step '{self._step}' has no artifact '{name}'")
+        value = self._ctx.store_load(rec)
+        self._values[name] = value
+        return value
+
+    @property
+    def input(self) -> Any:
+        return self._frame.value if self._frame and self._frame.foreach else None
+
+    @property
+    def index(self) -> int | None:
+        return self._frame.index if self._frame and self._frame.foreach else None
+
+    def __repr__(self) -> str:
+        return f"<input from {self._step}: {', '.join(sorted(self._cairn_artifacts))}>"
+
+
+class Inputs:
+    """What a join step receives: iterable in split order, `inputs.<step>`."""
+
+    def __init__(self, flows: list[InputFlow]):
+        self._flows = flows
+        self._by_step = {f._step: f for f in flows}
+
+    def __iter__(self):
+        return iter(self._flows)
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def __getitem__(self, i: int) -> InputFlow:
+        return self._flows[i]
+
+    def __getattr__(self, name: str) -> InputFlow:
+        if name.startswith("__") or name not in self.__dict__.get("_by_step", {}):
+            raise AttributeError(f"this join has no input from a step named '{name}'")
+        return self._by_step[name]
+
+
+class TaskContext:
+    def __init__(self, payload: dict[str, Any], spec_step: dict[str, Any], store: Any):
+        self.payload = payload
+        self.spec = spec_step
+        self.step = payload["step"]
+        self.store = store
+        self.is_join = bool(spec_step.get("is_join"))
+        self.frames = [Frame(self, f) for f in payload["stack"]]
+        self.param_names = {r[0] for r in payload["params"]}
+        self.inherited: dict[str, Record] = {}
+        self.loaded: dict[str, Any] = {}
+        self.next_call: tuple[list[str], str | None, str | None] | None = None
+        self._cache: dict[str, Any] = {}
+        if not self.is_join:
+            for inp in payload["inputs"]:
+                for rec in inp["artifacts"]:
+                    self.inherited[rec[0]] = rec
+        for rec in payload["params"]:
+            self.inherited[rec[0]] = rec
+
+    def store_load(self, rec: Record) -> Any:
+        digest = rec[1]
+        if digest in self._cache:
+            return self._cache[digest]
+        if digest in _VALUE_CACHE:
+            value = _VALUE_CACHE[digest]
+        else:
+            value = serializers.loads(self.store.get(digest), rec[4])
+        self._cache[digest] = value
+        return value
+
+    def load_inherited(self, name: str) -> Any:
+        value = self.store_load(self.inherited[name])
+        self.loaded[name] = value
+        return value
+
+    def foreach_frames(self) -> list[Frame]:
+        return [f for f in self.frames if f.foreach]
+
+    def innermost_foreach(self) -> Frame | None:
+        frames = self.foreach_frames()
+        return frames[-1] if frames else None
+
+    def inputs(self) -> Inputs:
+        # Each input carries the frame of the split this join closes: which
+        # branch or foreach item it was.
+        return Inputs([
+            InputFlow(self, inp, Frame(self, inp["frame"]) if inp.get("frame") else None)
+            for inp in self.payload["inputs"]
+        ])
+
+    def save(self, name: str, value: Any) -> Record:
+        try:
+            segments, encoding = serializers.dumps(value)
+        except Exception as e:
+            raise ArtifactError(
+                f"artifact '{name}' of step '{self.step}' could not be pickled "
+                f"({type(value).__name__}): {e}"
+            ) from e
+        digest, size, _ = self.store.put(segments)
+        return [name, digest, size, serializers.type_name(value), encoding]
+
+
+def preload(payload: dict[str, Any], store: Any) -> None:
+    """In the worker, before forking: load the foreach list the task will index."""
+    for frame in payload.get("stack", []):
+        rec = frame.get("artifact")
+        if not rec or rec[1] in _VALUE_CACHE:
+            continue
+        _VALUE_CACHE[rec[1]] = serializers.loads(store.get(rec[1]), rec[4])
+        while len(_VALUE_CACHE) > _VALUE_CACHE_SIZE:
+            _VALUE_CACHE.popitem(last=False)
+
+
+def _persist(flow: Any, ctx: TaskContext) -> list[Record]:
+    out: dict[str, Record] = dict(ctx.inherited)
+    for name, value in vars(flow).items():
+        if name.startswith("_cairn") or name.startswith("__"):
+            continue
+        if name in ctx.loaded and ctx.loaded[name] is value and (
+            name in ctx.param_names or isinstance(value, _IMMUTABLE)
+        ):
+            continue  # read, not changed: keep the inherited record
+        out[name] = ctx.save(name, value)
+    return list(out.values())
+
+
+def _outcome(flow: Any, ctx: TaskContext, result: dict[str, Any]) -> None:
+    spec = ctx.spec
+    transition = spec.get("transition")
+    if transition == "end":
+        return
+    if ctx.next_call is None:
+        raise CairnException(f"step '{ctx.step}' finished without calling self.next(...)")
+    names, foreach, condition = ctx.next_call
+    if names != spec.get("next") or foreach != spec.get("foreach"):
+        raise CairnException(
+            f"step '{ctx.step}' called self.next({', '.join(names)}) but its source says "
+            f"self.next({', '.join(spec.get('next', []))}); transitions must be static"
+        )
+    if transition == "foreach":
+        var = spec["foreach"]
+        values = getattr(flow, var)
+        try:
+            count = len(values)
+        except TypeError:
+            count = len(list(values))
+        limit = ctx.payload.get("max_num_splits", 100)
+        if count == 0:
+            raise CairnException(f"foreach over self.{var} in step '{ctx.step}' has no items; a foreach needs at least one")
+        if count > limit:
+            raise CairnException(
+                f"foreach over self.{var} in step '{ctx.step}' has {count} items, more than "
+                f"--max-num-splits {limit}; raise it with 'run --max-num-splits {count}'"
+            )
+        result["foreach_count"] = count
+    elif transition == "switch":
+        var = spec["switch"]["var"]
+        value = getattr(flow, var)
+        cases = [c[0] for c in spec["switch"]["cases"]]
+        for case in cases:
+            if case == value or case == str(value):
+                result["switch_case"] = case
+                break
+        else:
+            raise CairnException(
+                f"switch in step '{ctx.step}': self.{var} is {value!r}, which matches none of "
+                f"{', '.join(repr(c) for c in cases)}"
+            )
+
+
+def _fallback(flow: Any, ctx: TaskContext, decorators: list[Any]) -> None:
+    """@catch after the last attempt failed: record the failure, take the static transition."""
+    catcher = next((d for d in decorators if d.name == "catch"), None)
+    failure = StepFailure(ctx.payload.get("failure", "the step failed"))
+    if catcher is not None:
+        if catcher.attributes.get("print_exception", True):
+            print(f"@catch: step '{ctx.step}' failed: {failure}", file=sys.stderr)
+        var = catcher.attributes.get("var")
+        if var:
+            setattr(flow, var, failure)
+    transition = ctx.spec.get("transition")
+    if transition in ("foreach", "switch"):
+        raise CairnException(f"@catch cannot recover step '{ctx.step}': a {transition} needs the step's own result")
+    ctx.next_call = (list(ctx.spec.get("next", [])), None, None)
+
+
+def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int) -> int:
+    """Runs one task; returns the process exit code."""
+    step_name = payload["step"]
+    spec_step = next(s for s in spec["steps"] if s["name"] == step_name)
+    flow_info = payload.get("flow", {})
+    store = _core.ArtifactStore(flow_info["root"])
+    ctx = TaskContext(payload, spec_step, store)
+    result: dict[str, Any] = {}
+    code = 0
+    try:
+        func = getattr(flow_cls, step_name)
+        decorators = list(getattr(func, "_cairn_decorators", []))
+        for extra in flow_info.get("with_decorators", []):
+            from .decorators import parse_with
+
+            d = parse_with(extra)
+            if all(x.name != d.name for x in decorators):
+                decorators.append(d)
+        for d in decorators:
+            os.environ.update(d.task_env())
+        flow = flow_cls.__new__(flow_cls)
+        object.__setattr__(flow, "_cairn_task", ctx)
+        for name in ctx.param_names:
+            flow.__dict__[name] = ctx.load_inherited(name)
+        frame = ctx.innermost_foreach()
+        current._set(
+            flow_name=flow_cls.__name__, run_id=str(payload["run_id"]), step_name=step_name,
+            task_id=str(payload["task_id"]), retry_count=payload.get("attempt", 0),
+            origin_run_id=str(payload["origin_run_id"]) if payload.get("origin_run_id") else None,
+            username=flow_info.get("user"), tags=flow_info.get("tags", []),
+            index=frame.index if frame else None,
+        )
+        if payload.get("fallback"):
+            _fallback(flow, ctx, decorators)
+        elif ctx.is_join:
+            getattr(flow, step_name)(ctx.inputs())
+        else:
+            getattr(flow, step_name)()
+        _outcome(flow, ctx, result)
+        result["artifacts"] = _persist(flow, ctx)
+    except BaseException as e:  # noqa: BLE001 - everything the step raises is reported
+        traceback.print_exc()
+        result = {"exception": {"type": type(e).__name__, "message": str(e),
+                                "traceback": traceback.format_exc()}}
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+    _write_all(result_fd, json.dumps(result).encode())
+    return code
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -1,0 +1,140 @@
+"""The worker: a copy of the `run` process (forked before the engine starts,
+so the flow and everything it imports are loaded once) that forks one child
+per task on the engine's request. Protocol: docs/architecture.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+from . import _core, task
+
+_HEADER = struct.Struct("<II")
+_FDS = 3  # stdout, stderr, result
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks = []
+    while n > 0:
+        chunk = sock.recv(n)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], bytes, list[int]] | None:
+    msg, ancdata, _flags, _addr = sock.recvmsg(_HEADER.size, socket.CMSG_SPACE(_FDS * 4))
+    if not msg:
+        return None
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4]))
+    if len(msg) < _HEADER.size:
+        msg += _recv_exact(sock, _HEADER.size - len(msg))
+    header_len, payload_len = _HEADER.unpack(msg)
+    body = _recv_exact(sock, header_len + payload_len)
+    return json.loads(body[:header_len]), body[header_len:], fds
+
+
+def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tuple[int, int],
+           header: dict[str, Any], payload_text: bytes, fds: list[int]) -> None:
+    code = 70
+    try:
+        sock.close()
+        for fd in wake:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+        os.close(fds[0])
+        os.close(fds[1])
+        _core.become_task_process()
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        os.environ.update(header.get("env", {}))
+        np = sys.modules.get("numpy")
+        if np is not None:  # forked children would otherwise share numpy's global RNG state
+            np.random.seed(int.from_bytes(os.urandom(4), "little"))
+        code = task.run_task(flow_cls, spec, json.loads(payload_text), fds[2])
+    finally:
+        os._exit(code)
+
+
+def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str) -> None:
+    """Serves task requests until the engine closes its end of the socket."""
+    _core.die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    store = _core.ArtifactStore(root)
+    children: dict[int, int] = {}
+
+    def send(obj: dict[str, Any]) -> None:
+        sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def reap() -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            key = children.pop(pid, None)
+            if key is not None:
+                send({"key": key, "status": status})
+
+    while True:
+        try:
+            ready, _, _ = select.select([sock, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        reap()
+        if sock not in ready:
+            continue
+        try:
+            request = _recv_request(sock)
+        except (EOFError, ConnectionResetError):
+            request = None
+        if request is None:
+            break
+        header, payload_text, fds = request
+        try:
+            task.preload(json.loads(payload_text), store)
+        except Exception:  # noqa: BLE001 - the child reports it properly
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload_text, fds)
+        for fd in fds:
+            os.close(fd)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it first, or has already exited
+        children[pid] = header["key"]
+        send({"key": header["key"], "pid": pid})
+        reap()
+    # The engine is gone or done; children (if any) die with us via PDEATHSIG.
+    os._exit(0)
