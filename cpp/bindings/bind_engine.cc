@@ -62,9 +62,9 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
         launcher = std::make_unique<ProcessLauncher>(run_options.root + "/tmp");
       }
       ConsoleSink sink(stdout, stderr, console_options);
-      InterruptCatcher catcher;
+      CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<InterruptCatcher> catcher, InterruptCatcher::Install());
       Engine engine(graph, *store, *launcher, sink);
-      return engine.Run(run_options, catcher.fd(), [&catcher] { return catcher.interrupted(); });
+      return engine.Run(run_options, catcher->fd(), [&catcher] { return catcher->interrupted(); });
     }();
   }
   RunSummary summary = Unwrap(std::move(result));

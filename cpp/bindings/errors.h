@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include "util/result.h"
 #include "util/status.h"
 
 namespace cairn {
