@@ -1,13 +1,13 @@
 #include "exec/process_launcher.h"
 
-#include <dirent.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <map>
 #include <string>
@@ -16,15 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
 #include "util/time.h"
-
-#ifndef ASSERT_OK
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const ::cairn::Status _st = (expr);          \
-    ASSERT_TRUE(_st.ok()) << _st.ToString();     \
-  } while (0)
-#endif
 
 namespace cairn {
 namespace {
@@ -99,27 +92,10 @@ bool ProcessGone(pid_t pid) {
   return false;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/cairn-exec-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { rmdir(path_.c_str()); }
-  const std::string& path() const { return path_; }
-  int entries() const {
-    int count = 0;
-    DIR* dir = opendir(path_.c_str());
-    while (dirent* e = readdir(dir)) {
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") ++count;
-    }
-    closedir(dir);
-    return count;
-  }
-
- private:
-  std::string path_;
-};
+int Entries(const std::string& dir) {
+  auto it = std::filesystem::directory_iterator(dir);
+  return static_cast<int>(std::distance(it, std::filesystem::directory_iterator()));
+}
 
 TEST(ProcessLauncherTest, StdoutAndStderrArriveOnTheirStreams) {
   ProcessLauncher launcher("");
@@ -185,20 +161,20 @@ TEST(ProcessLauncherTest, ResultChannelContentComesBack) {
 }
 
 TEST(ProcessLauncherTest, PayloadFileIsReadableAndRemovedAfter) {
-  TempDir tmp;
+  test::TempDir tmp;
   ProcessLauncher launcher(tmp.path());
   RecordingSink sink;
   TaskCommand command = Shell(1, "cat \"$CAIRN_TASK_PAYLOAD\"; printf %s \"$CAIRN_TASK_PAYLOAD\" >&2");
   command.payload = "{\"step\": \"start\"}";
   ASSERT_OK(launcher.Start(command));
-  EXPECT_EQ(tmp.entries(), 1);
+  EXPECT_EQ(Entries(tmp.path()), 1);
   auto exits = RunToEnd(&launcher, &sink);
   EXPECT_EQ(sink.text(1, 1), command.payload);
   std::string path = sink.text(1, 2);
   EXPECT_EQ(path.rfind(tmp.path() + "/", 0), 0u) << path;
   struct stat st;
   EXPECT_NE(stat(path.c_str(), &st), 0);
-  EXPECT_EQ(tmp.entries(), 0);
+  EXPECT_EQ(Entries(tmp.path()), 0);
 }
 
 TEST(ProcessLauncherTest, EnvironmentAddsCommandEnvAndResultFd) {
@@ -283,7 +259,7 @@ TEST(ProcessLauncherTest, ByteOnWakeFdMakesWaitReturnPromptly) {
   ASSERT_EQ(write(wake[1], "x", 1), 1);
   double start = MonotonicSeconds();
   auto ended = launcher.Wait(10000, wake[0], nullptr);
-  ASSERT_OK(ended.status());
+  ASSERT_OK(ended);
   EXPECT_TRUE(ended->empty());
   EXPECT_LT(MonotonicSeconds() - start, 1);
   close(wake[0]);
@@ -299,7 +275,7 @@ TEST(ProcessLauncherTest, DestructorKillsRunningTasks) {
     ProcessLauncher launcher("");
     ASSERT_OK(launcher.Start(Shell(1, "sleep 30 & echo $!; wait")));
     while (sink.text(1, 1).find('\n') == std::string::npos) {
-      ASSERT_OK(launcher.Wait(1000, -1, &sink).status());
+      ASSERT_OK(launcher.Wait(1000, -1, &sink));
     }
     grandchild = std::stoi(sink.text(1, 1));
   }
@@ -309,7 +285,7 @@ TEST(ProcessLauncherTest, DestructorKillsRunningTasks) {
 TEST(ProcessLauncherTest, WaitWithNothingToWaitForReturns) {
   ProcessLauncher launcher("");
   auto ended = launcher.Wait(-1, -1, nullptr);
-  ASSERT_OK(ended.status());
+  ASSERT_OK(ended);
   EXPECT_TRUE(ended->empty());
 }
 

@@ -19,20 +19,13 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/task_process.h"
+#include "test_util.h"
 #include "util/time.h"
-
-#ifndef ASSERT_OK
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const ::cairn::Status _st = (expr);          \
-    ASSERT_TRUE(_st.ok()) << _st.ToString();     \
-  } while (0)
-#endif
 
 namespace cairn {
 namespace {
 
-// ---- A stand-in for the Python worker, speaking the same protocol. ----
+// A stand-in for the Python worker, speaking the same protocol, follows.
 
 void SendAll(int sock, const std::string& data) {
   size_t done = 0;
@@ -64,7 +57,7 @@ void RecvAll(int sock, char* data, size_t size) {
 }
 
 uint32_t GetU32(const unsigned char* p) {
-  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return p[0] | p[1] << 8 | p[2] << 16 | uint32_t{p[3]} << 24;
 }
 
 // Reads one request and forks its task. Returns false at EOF.
@@ -183,8 +176,6 @@ FakeWorker StartFakeWorker(bool split_replies = false) {
   return {sv[0], pid};
 }
 
-// ---- Test helpers (as in process_launcher_test.cc). ----
-
 class RecordingSink : public OutputSink {
  public:
   void OnOutput(TaskKey key, int stream, std::string_view data) override {
@@ -227,23 +218,20 @@ void WaitForOutput(Launcher* launcher, RecordingSink* sink, TaskKey key,
   double give_up = MonotonicSeconds() + 10;
   while (sink->text(key, 1).find(text) == std::string::npos &&
          MonotonicSeconds() < give_up) {
-    ASSERT_OK(launcher->Wait(1000, -1, sink).status());
+    ASSERT_OK(launcher->Wait(1000, -1, sink));
   }
   ASSERT_NE(sink->text(key, 1).find(text), std::string::npos);
 }
 
+// As in process_launcher_test.cc: exited, zombies included.
 bool ProcessGone(pid_t pid) {
-  double give_up = MonotonicSeconds() + 5;
-  while (MonotonicSeconds() < give_up) {
+  for (double end = MonotonicSeconds() + 5; MonotonicSeconds() < end; usleep(5000)) {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string line;
-    if (!stat || !std::getline(stat, line)) return true;
+    if (!std::getline(stat, line)) return true;
     size_t paren = line.rfind(')');
-    if (paren != std::string::npos && paren + 2 < line.size() &&
-        (line[paren + 2] == 'Z' || line[paren + 2] == 'X')) {
-      return true;
-    }
-    usleep(5000);
+    if (paren == std::string::npos || paren + 2 >= line.size()) continue;
+    if (line[paren + 2] == 'Z' || line[paren + 2] == 'X') return true;
   }
   return false;
 }
@@ -353,7 +341,7 @@ TEST(WorkerLauncherTest, WorkerDeathMarksRunningTasksLost) {
   double give_up = MonotonicSeconds() + 10;
   while (exits.count(1) == 0 && MonotonicSeconds() < give_up) {
     auto ended = launcher.Wait(1000, -1, &sink);
-    ASSERT_OK(ended.status());
+    ASSERT_OK(ended);
     for (TaskExit& exit : *ended) exits[exit.key] = std::move(exit);
   }
   WaitForOutput(&launcher, &sink, 2, "ready");
@@ -448,7 +436,7 @@ TEST(WorkerLauncherTest, RepliesSplitAcrossReadsAreReassembled) {
   ASSERT_OK(launcher.Start(Script(2, "ignored")));
   std::string pid = std::to_string(worker.task_pid());
   worker.Send("{\"key\": 1, \"pi");
-  ASSERT_OK(launcher.Wait(1000, -1, nullptr).status());
+  ASSERT_OK(launcher.Wait(1000, -1, nullptr));
   // Both replies for task 1 and one for task 2 in one read.
   worker.Send("d\": " + pid + "}\n{\"key\": 1, \"status\": 768}\n{\"key\": 2, \"status\": 9}\n");
   auto exits = RunToEnd(&launcher, nullptr);
