@@ -13,6 +13,7 @@
 #include "exec/worker_launcher.h"
 #include "graph/graph.h"
 #include "store/datastore.h"
+#include "util/fs.h"
 
 namespace py = pybind11;
 
@@ -59,6 +60,7 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
       if (worker_fd >= 0) {
         launcher = std::make_unique<WorkerLauncher>(worker_fd, worker_pid);
       } else {
+        CAIRN_RETURN_IF_ERROR(MakeDirs(run_options.root + "/tmp"));
         launcher = std::make_unique<ProcessLauncher>(run_options.root + "/tmp");
       }
       ConsoleSink sink(stdout, stderr, console_options);

@@ -108,6 +108,7 @@ def test_failed_run_exits_nonzero_with_one_line_reason(runner):
             @step
             def start(self):
                 raise ValueError("no good")
+                self.next(self.end)
 
             @step
             def end(self):
