@@ -13,7 +13,12 @@ namespace {
 using Edge = std::pair<StepId, StepId>;
 
 std::string Quote(std::string_view name) {
-  return "'" + std::string(name) + "'";
+  std::string quoted;
+  quoted.reserve(name.size() + 2);
+  quoted += '\'';
+  quoted += name;
+  quoted += '\'';
+  return quoted;
 }
 
 bool IsSplit(const Step& step) {
