@@ -12,7 +12,6 @@
 #include <map>
 #include <utility>
 
-#include "util/check.h"
 
 extern char** environ;
 

@@ -164,7 +164,8 @@ TEST(ProcessLauncherTest, PayloadFileIsReadableAndRemovedAfter) {
   test::TempDir tmp;
   ProcessLauncher launcher(tmp.path());
   RecordingSink sink;
-  TaskCommand command = Shell(1, "cat \"$CAIRN_TASK_PAYLOAD\"; printf %s \"$CAIRN_TASK_PAYLOAD\" >&2");
+  TaskCommand command =
+      Shell(1, "cat \"$CAIRN_TASK_PAYLOAD\"; printf %s \"$CAIRN_TASK_PAYLOAD\" >&2");
   command.payload = "{\"step\": \"start\"}";
   ASSERT_OK(launcher.Start(command));
   EXPECT_EQ(Entries(tmp.path()), 1);
