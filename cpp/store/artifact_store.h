@@ -13,14 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "util/digest.h"  // ByteView, shared with the digest helpers
 #include "util/result.h"
 
 namespace cairn {
-
-struct ByteView {
-  const void* data = nullptr;
-  size_t size = 0;
-};
 
 struct PutResult {
   std::string digest;       // hex

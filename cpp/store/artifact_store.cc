@@ -1,0 +1,390 @@
+#include "store/artifact_store.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "util/digest.h"
+#include "util/fs.h"
+
+namespace cairn {
+namespace {
+
+// The blob file format (docs/datastore.md), all integers little-endian:
+//   "CAIRNBLB" | u32 format version | u32 codec | u64 segment count |
+//   u64 logical size | u64 length per segment | zero padding to kAlign
+// then the body. A raw body holds each segment at a kAlign-aligned offset,
+// so a mapped segment is as aligned as numpy wants it; a zstd body is one
+// zstd frame of the segments back to back.
+constexpr char kMagic[8] = {'C', 'A', 'I', 'R', 'N', 'B', 'L', 'B'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kFixedHeaderSize = 32;
+constexpr size_t kAlign = 64;
+enum Codec : uint32_t { kRaw = 0, kZstd = 1 };
+
+// Compression policy; the figures behind it are in docs/datastore.md.
+constexpr size_t kMinCompressSize = 4096;   // smaller: not worth a codec
+constexpr size_t kSampleSize = 64 * 1024;
+constexpr int kSamples = 8;
+constexpr double kMinSavings = 0.10;        // compress only if samples shrink by more
+constexpr int kZstdLevel = 1;
+constexpr size_t kMultithreadSize = 32u << 20;
+constexpr int kZstdWorkers = 2;
+constexpr size_t kWriteBufferSize = 1u << 20;
+constexpr size_t kHugePageSize = 2u << 20;
+
+size_t AlignUp(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
+
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Where each segment starts in a raw body, or in a decompressed buffer,
+// relative to the start of the body; `end` is the size of the whole body.
+struct Layout {
+  std::vector<size_t> offsets;
+  size_t end = 0;
+};
+
+Layout LayOut(const std::vector<uint64_t>& lengths) {
+  Layout layout;
+  layout.offsets.reserve(lengths.size());
+  for (uint64_t length : lengths) {
+    layout.end = AlignUp(layout.end);
+    layout.offsets.push_back(layout.end);
+    layout.end += length;
+  }
+  return layout;
+}
+
+std::vector<uint8_t> EncodeHeader(Codec codec, std::span<const ByteView> segments, uint64_t size) {
+  std::vector<uint8_t> header(AlignUp(kFixedHeaderSize + 8 * segments.size()), 0);
+  std::memcpy(header.data(), kMagic, sizeof(kMagic));
+  PutU32(&header[8], kFormatVersion);
+  PutU32(&header[12], codec);
+  PutU64(&header[16], segments.size());
+  PutU64(&header[24], size);
+  for (size_t i = 0; i < segments.size(); ++i) PutU64(&header[32 + 8 * i], segments[i].size);
+  return header;
+}
+
+// Samples spread evenly over the logical bytes compress by more than
+// kMinSavings. Cheap (at most kSamples * kSampleSize bytes are compressed)
+// and, for inputs no bigger than the samples, exact.
+bool LooksCompressible(std::span<const ByteView> segments, uint64_t size) {
+  if (size < kMinCompressSize) return false;
+  std::string sample;
+  uint64_t take = std::min<uint64_t>(size, kSampleSize * kSamples);
+  uint64_t window = std::min<uint64_t>(size, kSampleSize);
+  int count = static_cast<int>(take / window);
+  sample.reserve(take);
+  for (int k = 0; k < count; ++k) {
+    // Copy the window starting at logical offset `pos`, across segments.
+    uint64_t pos = count == 1 ? 0 : (size - window) * k / (count - 1);
+    uint64_t left = window;
+    for (const ByteView& s : segments) {
+      if (left == 0) break;
+      if (pos >= s.size) {
+        pos -= s.size;
+        continue;
+      }
+      uint64_t n = std::min<uint64_t>(left, s.size - pos);
+      sample.append(static_cast<const char*>(s.data) + pos, n);
+      left -= n;
+      pos = 0;
+    }
+  }
+  std::string out(ZSTD_compressBound(sample.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), sample.data(), sample.size(), kZstdLevel);
+  return !ZSTD_isError(n) && n < sample.size() * (1 - kMinSavings);
+}
+
+Status WriteRaw(int fd, const std::string& what, std::vector<uint8_t>& header,
+                std::span<const ByteView> segments) {
+  static const uint8_t kZeros[kAlign] = {};
+  std::vector<iovec> iov;
+  iov.reserve(1 + 2 * segments.size());
+  iov.push_back({header.data(), header.size()});
+  size_t body = 0;
+  for (const ByteView& s : segments) {
+    if (size_t pad = AlignUp(body) - body) {
+      iov.push_back({const_cast<uint8_t*>(kZeros), pad});
+      body += pad;
+    }
+    // The caller's memory goes to the kernel as is: no copy, no concatenation.
+    iov.push_back({const_cast<void*>(s.data), s.size});
+    body += s.size;
+  }
+  return WriteAllV(fd, iov, what);
+}
+
+Status WriteZstd(int fd, const std::string& what, const std::vector<uint8_t>& header,
+                 std::span<const ByteView> segments, uint64_t size) {
+  CAIRN_RETURN_IF_ERROR(WriteAll(fd, header.data(), header.size(), what));
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  if (!cctx) return Status::IOError("zstd: out of memory compressing " + what);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, kZstdLevel);
+  // The digest already covers the content; a second checksum buys nothing.
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 0);
+  if (size >= kMultithreadSize) {
+    // Fails harmlessly (and stays single-threaded) on a libzstd without threads.
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_nbWorkers, kZstdWorkers);
+  }
+  // Records the size in the frame header, so a reader can check it before
+  // allocating.
+  ZSTD_CCtx_setPledgedSrcSize(cctx.get(), size);
+  std::vector<uint8_t> out(kWriteBufferSize);
+  for (size_t i = 0; i <= segments.size(); ++i) {
+    bool last = i == segments.size();
+    ZSTD_inBuffer in{last ? nullptr : segments[i].data, last ? 0 : segments[i].size, 0};
+    ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
+    for (;;) {
+      ZSTD_outBuffer o{out.data(), out.size(), 0};
+      size_t remaining = ZSTD_compressStream2(cctx.get(), &o, &in, mode);
+      if (ZSTD_isError(remaining)) {
+        return Status::IOError("zstd compressing " + what + ": " + ZSTD_getErrorName(remaining));
+      }
+      CAIRN_RETURN_IF_ERROR(WriteAll(fd, out.data(), o.pos, what));
+      if (last ? remaining == 0 : in.pos == in.size) break;
+    }
+  }
+  return Status::OK();
+}
+
+// A blob's memory: a mapping of its file (raw) or of anonymous memory
+// holding the decompressed segments (zstd). Unmapped on destruction.
+class MappedBlob : public Blob {
+ public:
+  MappedBlob(void* base, size_t length) : base_(base), length_(length) {}
+  ~MappedBlob() override {
+    if (length_ > 0) munmap(base_, length_);
+  }
+  MappedBlob(const MappedBlob&) = delete;
+  MappedBlob& operator=(const MappedBlob&) = delete;
+
+  size_t segment_count() const override { return segments_.size(); }
+  std::span<uint8_t> segment(size_t i) override { return segments_.at(i); }
+
+  uint8_t* base() { return static_cast<uint8_t*>(base_); }
+  void AddSegment(size_t offset, size_t size) { segments_.emplace_back(base() + offset, size); }
+  std::string Digest() const {
+    std::vector<ByteView> views;
+    views.reserve(segments_.size());
+    for (const auto& s : segments_) views.push_back(ByteView{s.data(), s.size()});
+    return DigestOf(views);
+  }
+
+ private:
+  void* base_;
+  size_t length_;
+  std::vector<std::span<uint8_t>> segments_;
+};
+
+// Closes a descriptor on scope exit.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, static_cast<uint8_t*>(buf) + done, size - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read " + path);
+    if (n == 0) return Status::Corruption(path + ": shrank while being read");
+    done += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+// Decompresses the zstd body into a fresh anonymous mapping laid out like a
+// raw body. Every failure here is the file's fault, so Corruption.
+Result<std::unique_ptr<MappedBlob>> Decompress(const uint8_t* body, size_t body_size,
+                                               const std::vector<uint64_t>& lengths,
+                                               uint64_t size) {
+  unsigned long long frame_size = ZSTD_getFrameContentSize(body, body_size);
+  if (frame_size != size) return Status::Corruption("zstd frame size does not match header");
+  Layout layout = LayOut(lengths);
+  void* base = nullptr;
+  if (layout.end > 0) {
+    base = mmap(nullptr, layout.end, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return Status::FromErrno(errno, "allocating the decompressed blob");
+    // Huge pages make filling a big buffer several times faster (one fault
+    // per 2 MiB instead of per 4 KiB); only a hint, so failure is fine.
+    if (layout.end >= kHugePageSize) madvise(base, layout.end, MADV_HUGEPAGE);
+  }
+  auto blob = std::make_unique<MappedBlob>(base, layout.end);
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!dctx) return Status::IOError("zstd: out of memory");
+  ZSTD_inBuffer in{body, body_size, 0};
+  size_t hint = 1;  // nonzero until the frame is complete
+  for (size_t i = 0; i <= lengths.size(); ++i) {
+    bool epilogue = i == lengths.size();
+    size_t want = epilogue ? 0 : lengths[i];
+    if (!epilogue) blob->AddSegment(layout.offsets[i], want);
+    ZSTD_outBuffer out{epilogue ? nullptr : blob->base() + layout.offsets[i], want, 0};
+    while (out.pos < want || (epilogue && hint != 0)) {
+      size_t in_before = in.pos, out_before = out.pos;
+      hint = ZSTD_decompressStream(dctx.get(), &out, &in);
+      if (ZSTD_isError(hint)) return Status::Corruption(ZSTD_getErrorName(hint));
+      if (in.pos == in_before && out.pos == out_before) {
+        return Status::Corruption("zstd body ends early");
+      }
+    }
+  }
+  if (in.pos != in.size) return Status::Corruption("data after the zstd frame");
+  return blob;
+}
+
+}  // namespace
+
+ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
+
+std::string ArtifactStore::PathOf(const std::string& digest) const {
+  if (digest.size() < 3) return root_ + "/objects/" + digest;
+  return root_ + "/objects/" + digest.substr(0, 2) + "/" + digest.substr(2);
+}
+
+bool ArtifactStore::Has(const std::string& digest) const {
+  return IsDigest(digest) && Exists(PathOf(digest));
+}
+
+Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
+  PutResult result;
+  for (const ByteView& s : segments) result.size += s.size;
+  result.digest = DigestOf(segments);
+  std::string path = PathOf(result.digest);
+  if (Exists(path)) {
+    result.existed = true;
+    return result;
+  }
+  CAIRN_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.find_last_of('/'))));
+
+  Codec codec = LooksCompressible(segments, result.size) ? kZstd : kRaw;
+  std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
+  std::string tmp = UniqueTempPath(path);
+  // Read-only: a blob never changes, and a raw blob's unmodified pages are
+  // shared with the file by every reader's private mapping.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+  Status s = codec == kRaw ? WriteRaw(fd, tmp, header, segments)
+                           : WriteZstd(fd, tmp, header, segments, result.size);
+  struct stat st;
+  if (s.ok() && ::fstat(fd, &st) != 0) s = Status::FromErrno(errno, "stat " + tmp);
+  // No fsync, deliberately (docs/datastore.md): a crash of the process
+  // cannot lose the data, and a power loss costs only blobs that a rerun
+  // recreates. close() can still report a deferred write error.
+  if (::close(fd) != 0 && s.ok()) s = Status::FromErrno(errno, "close " + tmp);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = Status::FromErrno(errno, "rename " + tmp + " to " + path);
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  result.stored_size = static_cast<uint64_t>(st.st_size);
+  return result;
+}
+
+Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) const {
+  if (!IsDigest(digest)) return Status::InvalidArgument("not a blob digest: \"" + digest + "\"");
+  std::string path = PathOf(digest);
+  auto corrupt = [&](std::string_view why) {
+    return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
+  };
+  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.fd < 0) {
+    if (errno == ENOENT) return Status::NotFound("blob " + digest + " not found (" + path + ")");
+    return Status::FromErrno(errno, "open " + path);
+  }
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  uint64_t file_size = static_cast<uint64_t>(st.st_size);
+
+  uint8_t fixed[kFixedHeaderSize];
+  if (file_size < kFixedHeaderSize) return corrupt("shorter than a header");
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd.fd, fixed, sizeof(fixed), 0, path));
+  if (std::memcmp(fixed, kMagic, sizeof(kMagic)) != 0) return corrupt("not a cairn blob");
+  uint32_t version = GetU32(&fixed[8]);
+  if (version != kFormatVersion) {
+    return corrupt("blob format version " + std::to_string(version) + ", this cairn reads " +
+                   std::to_string(kFormatVersion));
+  }
+  uint32_t codec = GetU32(&fixed[12]);
+  uint64_t count = GetU64(&fixed[16]);
+  uint64_t size = GetU64(&fixed[24]);
+  if (codec != kRaw && codec != kZstd) return corrupt("unknown codec " + std::to_string(codec));
+  if (count > (file_size - kFixedHeaderSize) / 8) return corrupt("truncated header");
+  std::vector<uint64_t> lengths(count);
+  std::vector<uint8_t> raw_lengths(8 * count);
+  CAIRN_RETURN_IF_ERROR(
+      ReadExactly(fd.fd, raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    lengths[i] = GetU64(&raw_lengths[8 * i]);
+    if (lengths[i] > file_size && codec == kRaw) return corrupt("segment longer than the file");
+    sum += lengths[i];
+    if (sum < lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
+  }
+  if (sum != size) return corrupt("segment lengths do not add up to the size");
+  size_t body_offset = AlignUp(kFixedHeaderSize + 8 * count);
+  if (body_offset > file_size) return corrupt("truncated");
+
+  std::unique_ptr<MappedBlob> blob;
+  if (codec == kRaw) {
+    Layout layout = LayOut(lengths);
+    if (body_offset + layout.end != file_size) return corrupt("truncated or overlong");
+    // Private and writable: callers may scribble on the segments (numpy
+    // arrays built on them are writable) and only their copy of a page
+    // changes, never the file. No MAP_POPULATE: it would copy every page of
+    // a writable private mapping up front, and read faults already map 16
+    // pages at a time (fault-around).
+    void* base = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.fd, 0);
+    if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
+    blob = std::make_unique<MappedBlob>(base, file_size);
+    for (size_t i = 0; i < count; ++i) blob->AddSegment(body_offset + layout.offsets[i], lengths[i]);
+  } else {
+    size_t body_size = file_size - body_offset;
+    if (body_size == 0) return corrupt("truncated");
+    void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.fd, 0);
+    if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
+    Result<std::unique_ptr<MappedBlob>> decoded = Decompress(
+        static_cast<const uint8_t*>(map) + body_offset, body_size, lengths, size);
+    munmap(map, file_size);
+    if (!decoded.ok()) {
+      if (decoded.status().code() == Status::Code::kCorruption) {
+        return corrupt(decoded.status().message());
+      }
+      return decoded.status();
+    }
+    blob = std::move(decoded).value();
+  }
+  if (blob->Digest() != digest) return corrupt("content does not match its digest");
+  return std::unique_ptr<Blob>(std::move(blob));
+}
+
+}  // namespace cairn

@@ -1,0 +1,284 @@
+#include "store/artifact_store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "util/fs.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string Text(size_t n) {
+  std::string s;
+  while (s.size() < n) s += "the quick brown fox " + std::to_string(s.size() % 97) + "\n";
+  s.resize(n);
+  return s;
+}
+
+// Compressible, but not so much that it shrinks to nothing: 2 bits a byte.
+std::string Dna(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = "acgt"[rng() % 4];
+  return s;
+}
+
+std::vector<ByteView> Views(const std::vector<std::string>& parts) {
+  std::vector<ByteView> views;
+  for (const std::string& p : parts) views.push_back(ByteView{p.data(), p.size()});
+  return views;
+}
+
+std::string AsString(std::span<uint8_t> bytes) {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// Every regular file under `dir`, temp files included.
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  }
+  return files;
+}
+
+uint32_t CodecOf(const std::string& path) {
+  Result<std::string> bytes = ReadFile(path);
+  if (!bytes.ok() || bytes->size() < 16) return 99;
+  return static_cast<uint8_t>((*bytes)[12]);
+}
+
+// Overwrites part of a (read-only) blob file in place.
+void Patch(const std::string& path, off_t offset, const std::string& bytes) {
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), offset), static_cast<ssize_t>(bytes.size()));
+  close(fd);
+}
+
+class ArtifactStoreTest : public testing::Test {
+ protected:
+  void ExpectRoundTrip(const std::vector<std::string>& parts) {
+    std::vector<ByteView> views = Views(parts);
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    EXPECT_EQ(put.digest, DigestOf(views));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(put.digest));
+    ASSERT_EQ(blob->segment_count(), parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) {
+      EXPECT_EQ(AsString(blob->segment(i)), parts[i]) << "segment " << i;
+      // Aligned like a numpy array wants its buffer.
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(blob->segment(i).data()) % 64, 0u) << "segment " << i;
+    }
+  }
+
+  test::TempDir dir_;
+  ArtifactStore store_{dir_.path()};
+};
+
+TEST_F(ArtifactStoreTest, RoundTripsRawMultiSegmentBlobs) {
+  ExpectRoundTrip({RandomBytes(100, 1), "", RandomBytes(70000, 2), RandomBytes(3, 3)});
+  ExpectRoundTrip({});
+  ExpectRoundTrip({"tiny"});
+}
+
+TEST_F(ArtifactStoreTest, RoundTripsCompressedMultiSegmentBlobs) {
+  ExpectRoundTrip({Text(5000), "", Text(300000), std::string(1 << 20, 'z')});
+}
+
+TEST_F(ArtifactStoreTest, SameContentIsStoredOnce) {
+  std::string data = RandomBytes(10000, 4);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult first, store_.Put(views));
+  EXPECT_FALSE(first.existed);
+  EXPECT_GT(first.stored_size, 0u);
+  ASSERT_OK_AND_ASSIGN(PutResult second, store_.Put(views));
+  EXPECT_TRUE(second.existed);
+  EXPECT_EQ(second.stored_size, 0u);
+  EXPECT_EQ(second.digest, first.digest);
+  EXPECT_EQ(second.size, first.size);
+  EXPECT_TRUE(store_.Has(first.digest));
+  EXPECT_EQ(FilesUnder(dir_.path()), std::vector<std::string>{store_.PathOf(first.digest)});
+}
+
+TEST_F(ArtifactStoreTest, BlobLivesUnderItsDigest) {
+  ByteView views[] = {{"abc", 3}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  EXPECT_EQ(store_.PathOf(put.digest),
+            dir_.path() + "/objects/" + put.digest.substr(0, 2) + "/" + put.digest.substr(2));
+  EXPECT_TRUE(Exists(store_.PathOf(put.digest)));
+}
+
+TEST_F(ArtifactStoreTest, CompressibleDataIsStoredSmaller) {
+  std::string text = Text(1 << 20);
+  ByteView views[] = {{text.data(), text.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  EXPECT_EQ(put.size, text.size());
+  EXPECT_LT(put.stored_size, text.size() / 4);
+  EXPECT_EQ(CodecOf(store_.PathOf(put.digest)), 1u);
+}
+
+TEST_F(ArtifactStoreTest, RandomDataIsStoredRaw) {
+  std::string data = RandomBytes(1 << 20, 5);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  EXPECT_GE(put.stored_size, data.size());
+  EXPECT_EQ(CodecOf(store_.PathOf(put.digest)), 0u);
+}
+
+TEST_F(ArtifactStoreTest, FlippedByteIsCorruption) {
+  for (const std::string& data : {RandomBytes(50000, 6), Text(50000)}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string path = store_.PathOf(put.digest);
+    Result<std::string> bytes = ReadFile(path);
+    ASSERT_OK(bytes);
+    off_t last = static_cast<off_t>(bytes->size() - 1);
+    Patch(path, last, std::string(1, static_cast<char>((*bytes)[last] ^ 0x20)));
+    Result<std::unique_ptr<Blob>> blob = store_.Get(put.digest);
+    EXPECT_EQ(blob.status().code(), Status::Code::kCorruption) << blob.status().ToString();
+    EXPECT_NE(blob.status().message().find(put.digest), std::string::npos)
+        << blob.status().message();
+  }
+}
+
+TEST_F(ArtifactStoreTest, GarbledHeaderIsCorruption) {
+  std::string data = RandomBytes(5000, 7);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  std::string path = store_.PathOf(put.digest);
+  // A segment length that no longer matches: the digest covers lengths too.
+  Patch(path, 32, std::string("\x01", 1));
+  EXPECT_EQ(store_.Get(put.digest).status().code(), Status::Code::kCorruption);
+  Patch(path, 0, "NOTABLOB");
+  EXPECT_EQ(store_.Get(put.digest).status().code(), Status::Code::kCorruption);
+}
+
+TEST_F(ArtifactStoreTest, TruncatedFileIsCorruption) {
+  for (const std::string& data : {RandomBytes(50000, 8), Text(50000)}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string path = store_.PathOf(put.digest);
+    for (off_t size : {static_cast<off_t>(put.stored_size - 1), off_t{40}, off_t{10}, off_t{0}}) {
+      ASSERT_EQ(truncate(path.c_str(), size), 0);
+      Result<std::unique_ptr<Blob>> blob = store_.Get(put.digest);
+      EXPECT_EQ(blob.status().code(), Status::Code::kCorruption)
+          << "size " << size << ": " << blob.status().ToString();
+    }
+  }
+}
+
+TEST_F(ArtifactStoreTest, MissingBlobIsNotFound) {
+  std::string digest = DigestOf({});
+  Result<std::unique_ptr<Blob>> blob = store_.Get(digest);
+  EXPECT_EQ(blob.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(blob.status().message().find(digest), std::string::npos) << blob.status().message();
+  EXPECT_FALSE(store_.Has(digest));
+  EXPECT_EQ(store_.Get("../../etc/passwd").status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(ArtifactStoreTest, MappedSegmentsAreWritableCopies) {
+  std::string data = RandomBytes(100000, 9);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  ASSERT_OK_AND_ASSIGN(std::string before, ReadFile(store_.PathOf(put.digest)));
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(put.digest));
+    std::span<uint8_t> seg = blob->segment(0);
+    std::memset(seg.data(), 0xAB, seg.size());
+    EXPECT_EQ(seg[seg.size() - 1], 0xAB);
+    // A second reader still sees the original bytes.
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> other, store_.Get(put.digest));
+    EXPECT_EQ(AsString(other->segment(0)), data);
+  }
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(store_.PathOf(put.digest)));
+  EXPECT_EQ(after, before);
+}
+
+// Makes writes past `limit` bytes fail with EFBIG (instead of killing the
+// process with SIGXFSZ) while in scope. Works as root, unlike permissions.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t limit) {
+    old_handler_ = signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit lower = old_;
+    lower.rlim_cur = limit;
+    setrlimit(RLIMIT_FSIZE, &lower);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_;
+  sighandler_t old_handler_;
+};
+
+TEST_F(ArtifactStoreTest, FailedWriteLeavesNoFile) {
+  std::string raw = RandomBytes(1 << 20, 10);
+  std::string dna = Dna(4 << 20, 10);
+  for (const std::string* data : {&raw, &dna}) {
+    ByteView views[] = {{data->data(), data->size()}};
+    std::vector<std::string> before = FilesUnder(dir_.path());
+    Result<PutResult> put = [&] {
+      FileSizeLimit limit(64 * 1024);
+      return store_.Put(views);
+    }();
+    ASSERT_FALSE(put.ok()) << "stored " << put->stored_size << " bytes";
+    EXPECT_EQ(put.status().code(), Status::Code::kIOError) << put.status().ToString();
+    EXPECT_EQ(FilesUnder(dir_.path()), before);
+    std::string digest = DigestOf(views);
+    EXPECT_FALSE(store_.Has(digest));
+    // Once the disk has room again, the same Put works.
+    ASSERT_OK_AND_ASSIGN(PutResult retry, store_.Put(views));
+    EXPECT_EQ(CodecOf(store_.PathOf(digest)), data == &raw ? 0u : 1u);
+    ASSERT_OK(store_.Get(digest));
+  }
+}
+
+TEST_F(ArtifactStoreTest, ConcurrentPutsOfTheSameContentAgree) {
+  std::string data = RandomBytes(4 << 20, 11);
+  ByteView views[] = {{data.data(), data.size()}};
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(store_.Put(views).ok() ? 0 : 1);
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::string digest = DigestOf(views);
+  EXPECT_EQ(FilesUnder(dir_.path()), std::vector<std::string>{store_.PathOf(digest)});
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(digest));
+  EXPECT_EQ(AsString(blob->segment(0)), data);
+}
+
+}  // namespace
+}  // namespace cairn
