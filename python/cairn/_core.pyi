@@ -1,0 +1,90 @@
+"""Type stubs for cairn._core, the C++ engine (private: use the cairn package)."""
+
+from typing import Any
+
+SCHEMA_VERSION: int
+
+class Error(RuntimeError): ...
+class GraphError(Error): ...
+class NotFoundError(Error): ...
+class DatastoreError(Error): ...
+class DatastoreVersionError(DatastoreError): ...
+
+def validate_graph(spec_json: str) -> dict[str, str]:
+    """Validates a GraphSpec; raises GraphError listing every problem.
+    Returns {split step: the join that closes it}."""
+
+def run(options: dict[str, Any], worker_fd: int = -1, worker_pid: int = 0,
+        console: dict[str, Any] = ...) -> dict[str, Any]:
+    """Runs a flow to completion (GIL released); returns the run summary."""
+
+def become_task_process() -> None: ...
+def die_with_parent(parent: int) -> None: ...
+
+class BlobSegment: ...
+
+class ArtifactStore:
+    def __init__(self, root: str) -> None: ...
+    def put(self, parts: list[Any]) -> tuple[str, int, int]:
+        """Stores buffers as one blob: (digest, size, stored_size)."""
+    def get(self, digest: str) -> list[memoryview]:
+        """Writable views of the blob's segments; raises on a digest mismatch."""
+    def has(self, digest: str) -> bool: ...
+    def path_of(self, digest: str) -> str: ...
+
+class ArtifactRecord:
+    name: str
+    digest: str
+    size: int
+    type: str
+    encoding: str
+
+class AttemptRecord:
+    attempt: int
+    status: str
+    exit_code: int
+    signal: int
+    reason: str
+    started_at: float
+    finished_at: float
+
+class TaskRecord:
+    run_id: int
+    step: str
+    task_id: int
+    status: str
+    foreach_index: int
+    clone_key: str
+    origin: str
+    result_json: str
+    parents: list[int]
+    started_at: float
+    finished_at: float
+    attempts: list[AttemptRecord]
+    artifacts: list[ArtifactRecord]
+
+class RunRecord:
+    run_id: int
+    flow: str
+    status: str
+    user: str
+    created_at: float
+    finished_at: float
+    origin_run_id: int
+    engine_pid: int
+    params_json: str
+    graph_json: str
+    tags: list[str]
+    system_tags: list[str]
+
+class Datastore:
+    def __init__(self, root: str, readonly: bool = True) -> None: ...
+    @property
+    def root(self) -> str: ...
+    def flows(self) -> list[str]: ...
+    def runs(self, flow: str, limit: int = 0) -> list[RunRecord]: ...
+    def get_run(self, flow: str, run_id: int) -> RunRecord: ...
+    def tasks(self, run_id: int, step: str = "") -> list[TaskRecord]: ...
+    def get_task(self, run_id: int, task_id: int) -> TaskRecord: ...
+    def add_tags(self, run_id: int, tags: list[str]) -> None: ...
+    def remove_tags(self, run_id: int, tags: list[str]) -> None: ...
