@@ -189,6 +189,22 @@ TEST_F(ArtifactStoreTest, TruncatedFileIsCorruption) {
   }
 }
 
+// What a power loss can leave behind, since blobs are not fsynced.
+TEST_F(ArtifactStoreTest, PutRepairsABlobCutShort) {
+  for (const std::string& data : {RandomBytes(50000, 12), Dna(50000, 12)}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string path = store_.PathOf(put.digest);
+    for (off_t size : {off_t{0}, static_cast<off_t>(put.stored_size / 2)}) {
+      ASSERT_EQ(truncate(path.c_str(), size), 0);
+      ASSERT_OK_AND_ASSIGN(PutResult again, store_.Put(views));
+      EXPECT_FALSE(again.existed) << "size " << size;
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(put.digest));
+      EXPECT_EQ(AsString(blob->segment(0)), data);
+    }
+  }
+}
+
 TEST_F(ArtifactStoreTest, MissingBlobIsNotFound) {
   std::string digest = DigestOf({});
   Result<std::unique_ptr<Blob>> blob = store_.Get(digest);
