@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "util/check.h"
 #include "util/digest.h"
 #include "util/fs.h"
 
@@ -120,12 +121,12 @@ bool LooksCompressible(std::span<const ByteView> segments, uint64_t size) {
   return !ZSTD_isError(n) && n < sample.size() * (1 - kMinSavings);
 }
 
-Status WriteRaw(int fd, const std::string& what, std::vector<uint8_t>& header,
+Status WriteRaw(int fd, const std::string& what, const std::vector<uint8_t>& header,
                 std::span<const ByteView> segments) {
   static const uint8_t kZeros[kAlign] = {};
   std::vector<iovec> iov;
   iov.reserve(1 + 2 * segments.size());
-  iov.push_back({header.data(), header.size()});
+  iov.push_back({const_cast<uint8_t*>(header.data()), header.size()});
   size_t body = 0;
   for (const ByteView& s : segments) {
     if (size_t pad = AlignUp(body) - body) {
@@ -184,7 +185,10 @@ class MappedBlob : public Blob {
   MappedBlob& operator=(const MappedBlob&) = delete;
 
   size_t segment_count() const override { return segments_.size(); }
-  std::span<uint8_t> segment(size_t i) override { return segments_.at(i); }
+  std::span<uint8_t> segment(size_t i) override {
+    CAIRN_CHECK(i < segments_.size());
+    return segments_[i];
+  }
 
   uint8_t* base() { return static_cast<uint8_t*>(base_); }
   void AddSegment(size_t offset, size_t size) { segments_.emplace_back(base() + offset, size); }
@@ -201,14 +205,6 @@ class MappedBlob : public Blob {
   std::vector<std::span<uint8_t>> segments_;
 };
 
-// Closes a descriptor on scope exit.
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::string& path) {
   size_t done = 0;
   while (done < size) {
@@ -222,7 +218,7 @@ Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::s
 }
 
 // Decompresses the zstd body into a fresh anonymous mapping laid out like a
-// raw body. Every failure here is the file's fault, so Corruption.
+// raw body. Undecodable input is kCorruption.
 Result<std::unique_ptr<MappedBlob>> Decompress(const uint8_t* body, size_t body_size,
                                                const std::vector<uint64_t>& lengths,
                                                uint64_t size) {
@@ -264,13 +260,13 @@ Result<std::unique_ptr<MappedBlob>> Decompress(const uint8_t* body, size_t body_
 // and the size that implies: a cheap check that catches a blob cut short by
 // a power loss (no fsync), so that storing the value again repairs it.
 bool LooksIntact(const std::string& path, std::span<const ByteView> segments, uint64_t size) {
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st;
-  if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0) return false;
+  if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) return false;
   std::vector<uint8_t> expected = EncodeHeader(kRaw, segments, size);
   std::vector<uint8_t> actual(expected.size());
   if (static_cast<uint64_t>(st.st_size) < actual.size() ||
-      !ReadExactly(fd.fd, actual.data(), actual.size(), 0, path).ok()) {
+      !ReadExactly(fd.get(), actual.data(), actual.size(), 0, path).ok()) {
     return false;
   }
   uint32_t codec = GetU32(&actual[12]);
@@ -283,7 +279,7 @@ bool LooksIntact(const std::string& path, std::span<const ByteView> segments, ui
   if (codec != kZstd || file_size == expected.size()) return false;
   // The frame must end exactly at the end of the file. Finding its end walks
   // only the block headers (one every 128 KiB at most), not the data.
-  void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.fd, 0);
+  void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
   if (map == MAP_FAILED) return false;
   size_t body = file_size - expected.size();
   size_t frame = ZSTD_findFrameCompressedSize(static_cast<uint8_t*>(map) + expected.size(), body);
@@ -350,18 +346,18 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
   auto corrupt = [&](std::string_view why) {
     return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
   };
-  Fd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (fd.fd < 0) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
     if (errno == ENOENT) return Status::NotFound("blob " + digest + " not found (" + path + ")");
     return Status::FromErrno(errno, "open " + path);
   }
   struct stat st;
-  if (::fstat(fd.fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
   uint64_t file_size = static_cast<uint64_t>(st.st_size);
 
   uint8_t fixed[kFixedHeaderSize];
   if (file_size < kFixedHeaderSize) return corrupt("shorter than a header");
-  CAIRN_RETURN_IF_ERROR(ReadExactly(fd.fd, fixed, sizeof(fixed), 0, path));
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd.get(), fixed, sizeof(fixed), 0, path));
   if (std::memcmp(fixed, kMagic, sizeof(kMagic)) != 0) return corrupt("not a cairn blob");
   uint32_t version = GetU32(&fixed[8]);
   if (version != kFormatVersion) {
@@ -376,11 +372,10 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
   std::vector<uint64_t> lengths(count);
   std::vector<uint8_t> raw_lengths(8 * count);
   CAIRN_RETURN_IF_ERROR(
-      ReadExactly(fd.fd, raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
+      ReadExactly(fd.get(), raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < count; ++i) {
     lengths[i] = GetU64(&raw_lengths[8 * i]);
-    if (lengths[i] > file_size && codec == kRaw) return corrupt("segment longer than the file");
     sum += lengths[i];
     if (sum < lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
   }
@@ -397,14 +392,16 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
     // changes, never the file. No MAP_POPULATE: it would copy every page of
     // a writable private mapping up front, and read faults already map 16
     // pages at a time (fault-around).
-    void* base = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.fd, 0);
+    void* base = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
     blob = std::make_unique<MappedBlob>(base, file_size);
-    for (size_t i = 0; i < count; ++i) blob->AddSegment(body_offset + layout.offsets[i], lengths[i]);
+    for (size_t i = 0; i < count; ++i) {
+      blob->AddSegment(body_offset + layout.offsets[i], lengths[i]);
+    }
   } else {
     size_t body_size = file_size - body_offset;
     if (body_size == 0) return corrupt("truncated");
-    void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.fd, 0);
+    void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
     Result<std::unique_ptr<MappedBlob>> decoded = Decompress(
         static_cast<const uint8_t*>(map) + body_offset, body_size, lengths, size);

@@ -127,9 +127,9 @@ Result<Db> Db::Open(const std::string& path, int flags) {
   db.read_only_ = (flags & SQLITE_OPEN_READONLY) != 0;
   int rc = sqlite3_open_v2(path.c_str(), &db.db_, flags, nullptr);
   if (rc != SQLITE_OK) {
-    // sqlite3_open_v2 hands back a handle even on failure, for the message.
-    Status s = ErrorFor(db.db_, rc, "cannot open " + path);
-    return s;
+    // sqlite3_open_v2 hands back a handle even on failure, for the message;
+    // `db` closes it.
+    return ErrorFor(db.db_, rc, "cannot open " + path);
   }
   sqlite3_extended_result_codes(db.db_, 1);
   sqlite3_busy_timeout(db.db_, kSqliteBusyTimeoutMs);

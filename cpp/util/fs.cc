@@ -12,23 +12,10 @@
 #include <random>
 
 namespace cairn {
-namespace {
 
-// Closes a descriptor on scope exit unless released.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-
- private:
-  int fd_;
-};
-
-}  // namespace
+ScopedFd::~ScopedFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 Status MakeDirs(const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("MakeDirs: empty path");
@@ -115,7 +102,7 @@ Result<std::string> ReadFile(const std::string& path) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
     return Status::FromErrno(errno, "open " + path);
   }
-  FdCloser closer(fd);
+  ScopedFd closer(fd);
   std::string contents;
   struct stat st;
   if (::fstat(fd, &st) == 0 && st.st_size > 0) contents.reserve(st.st_size);

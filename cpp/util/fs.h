@@ -28,6 +28,20 @@ Status RemoveFile(const std::string& path);
 
 bool Exists(const std::string& path);
 
+// Owns a file descriptor and closes it on destruction; for descriptors whose
+// close() cannot report anything the caller still cares about (reads).
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd();
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // A name for a temp file in the same directory as `path` (so a rename to
 // `path` stays on one filesystem), unique across processes and threads:
 // "<dir>/.<base>.tmp-<pid>-<counter>-<random>".
