@@ -30,53 +30,96 @@ const char* SplitKind(const Step& step) {
   return step.transition == Transition::kForeach ? "foreach" : "branch";
 }
 
-// Finds loops that do not pass through a switch: a depth-first walk from
-// start over every edge except those leaving a switch step. Each back edge
-// closes such a loop; it is reported and returned so that the split walk can
-// ignore it instead of reporting the same mistake again.
+// Finds loops that do not pass through a switch: a depth-first walk over
+// every edge except those leaving a switch step, from each reachable step in
+// turn (a loop may sit behind a switch case). Each back edge closes such a
+// loop; it is reported and returned so that the split walk can ignore it
+// instead of reporting the same mistake again.
 std::set<Edge> CheckLoops(const std::vector<Step>& steps,
-                          const std::vector<StepSource>& sources,
-                          StepId start, std::vector<GraphProblem>* problems) {
+                          const std::vector<StepSource>& sources, StepId start,
+                          const std::vector<bool>& reachable,
+                          std::vector<GraphProblem>* problems) {
   enum Color { kWhite, kGray, kBlack };
   std::set<Edge> back_edges;
   std::vector<Color> color(steps.size(), kWhite);
-  // Each entry is a step and how many of its edges have been followed. The
-  // gray entries on this stack are the current path, which names the loop.
-  std::vector<std::pair<StepId, size_t>> path = {{start, 0}};
-  color[static_cast<size_t>(start)] = kGray;
-  while (!path.empty()) {
-    auto& [id, next_index] = path.back();
-    const Step& step = steps[static_cast<size_t>(id)];
-    if (step.transition == Transition::kSwitch ||
-        next_index >= step.next.size()) {
-      color[static_cast<size_t>(id)] = kBlack;
-      path.pop_back();
-      continue;
-    }
-    StepId from = id;
-    StepId to = step.next[next_index++];
-    if (color[static_cast<size_t>(to)] == kWhite) {
-      color[static_cast<size_t>(to)] = kGray;
-      path.push_back({to, 0});
-    } else if (color[static_cast<size_t>(to)] == kGray) {
-      back_edges.insert({from, to});
-      std::string loop;
-      bool on_loop = false;
-      for (const auto& entry : path) {
-        if (entry.first == to) on_loop = true;
-        if (on_loop) loop += steps[static_cast<size_t>(entry.first)].name + " -> ";
+  auto name = [&](StepId id) -> const std::string& {
+    return steps[static_cast<size_t>(id)].name;
+  };
+  // Start first, so that a loop is named from where the run enters it.
+  std::vector<size_t> roots = {static_cast<size_t>(start)};
+  for (size_t i = 0; i < steps.size(); ++i) roots.push_back(i);
+  for (size_t root : roots) {
+    if (!reachable[root] || color[root] != kWhite) continue;
+    // Each entry is a step and how many of its edges have been followed; the
+    // entries are the current path, which names the loop.
+    std::vector<std::pair<StepId, size_t>> path = {{static_cast<StepId>(root), 0}};
+    color[root] = kGray;
+    while (!path.empty()) {
+      const StepId from = path.back().first;
+      const Step& step = steps[static_cast<size_t>(from)];
+      size_t& next_index = path.back().second;
+      if (step.transition == Transition::kSwitch || next_index >= step.next.size()) {
+        color[static_cast<size_t>(from)] = kBlack;
+        path.pop_back();
+        continue;
       }
-      loop += steps[static_cast<size_t>(to)].name;
-      problems->push_back(
-          {sources[static_cast<size_t>(from)].NextOrDefLine(), step.name,
-           "self.next leads back to " + Quote(steps[static_cast<size_t>(to)].name) +
-               ", a loop (" + loop + ") that does not go through a switch; "
-               "only a switch may loop: self.next({\"again\": self." +
-               steps[static_cast<size_t>(to)].name +
-               ", \"done\": self.<next step>}, condition=\"<attribute>\")"});
+      const StepId to = step.next[next_index++];
+      Color& to_color = color[static_cast<size_t>(to)];
+      if (to_color == kWhite) {
+        to_color = kGray;
+        path.push_back({to, 0});
+      } else if (to_color == kGray) {
+        back_edges.insert({from, to});
+        std::string loop;
+        bool on_loop = false;
+        for (const auto& entry : path) {
+          on_loop = on_loop || entry.first == to;
+          if (on_loop) loop += name(entry.first) + " -> ";
+        }
+        loop += name(to);
+        problems->push_back(
+            {sources[static_cast<size_t>(from)].NextOrDefLine(), step.name,
+             "self.next leads back to " + Quote(name(to)) + ", a loop (" + loop +
+                 ") that does not go through a switch; only a switch may loop: "
+                 "self.next({\"again\": self." + name(to) +
+                 ", \"done\": self.<next step>}, condition=\"<attribute>\")"});
+      }
     }
   }
   return back_edges;
+}
+
+// A switch loop whose every case leads back never finishes. Reports each step
+// where a run enters such a dead end: no path from it reaches end, but one
+// does from a step before it.
+void CheckReachesEnd(const std::vector<Step>& steps, StepId start, StepId end,
+                     const std::vector<bool>& reachable,
+                     std::vector<GraphProblem>* problems) {
+  std::vector<bool> live(steps.size(), false);
+  std::vector<StepId> todo = {end};
+  live[static_cast<size_t>(end)] = true;
+  while (!todo.empty()) {
+    StepId id = todo.back();
+    todo.pop_back();
+    for (StepId prev : steps[static_cast<size_t>(id)].prev) {
+      if (live[static_cast<size_t>(prev)]) continue;
+      live[static_cast<size_t>(prev)] = true;
+      todo.push_back(prev);
+    }
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!reachable[i] || live[i]) continue;
+    const Step& step = steps[i];
+    bool entered_from_live =
+        std::any_of(step.prev.begin(), step.prev.end(), [&](StepId prev) {
+          return reachable[static_cast<size_t>(prev)] && live[static_cast<size_t>(prev)];
+        });
+    if (static_cast<StepId>(i) != start && !entered_from_live) continue;
+    problems->push_back(
+        {step.line, step.name,
+         "no path from here reaches 'end', so a run that gets here never "
+         "finishes; give the switch that loops a case that leads on to 'end'"});
+  }
 }
 
 // A split still open on some path: the split step and which of its branches
@@ -101,8 +144,9 @@ class SplitWalk {
             const std::set<Edge>& ignored, StepId start, StepId end,
             bool incomplete, std::vector<GraphProblem>* problems)
       : steps_(steps), sources_(sources), ignored_(ignored), start_(start),
-        end_(end), incomplete_(incomplete), problems_(problems), visited_(steps.size(), false),
-        first_from_(steps.size(), kNoStep), first_stack_(steps.size()),
+        end_(end), incomplete_(incomplete), problems_(problems),
+        visited_(steps.size(), false), first_from_(steps.size(), kNoStep),
+        first_stack_(steps.size()),
         conflicted_(steps.size(), false), merged_(steps.size(), false),
         arrivals_(steps.size()) {}
 
@@ -354,23 +398,6 @@ void SplitWalk::ReportLeaksToEnd() {
 
 }  // namespace
 
-std::vector<bool> ReachableSteps(const std::vector<Step>& steps, StepId from) {
-  std::vector<bool> seen(steps.size(), false);
-  if (from < 0 || static_cast<size_t>(from) >= steps.size()) return seen;
-  std::vector<StepId> todo = {from};
-  seen[static_cast<size_t>(from)] = true;
-  while (!todo.empty()) {
-    StepId id = todo.back();
-    todo.pop_back();
-    for (StepId to : steps[static_cast<size_t>(id)].next) {
-      if (seen[static_cast<size_t>(to)]) continue;
-      seen[static_cast<size_t>(to)] = true;
-      todo.push_back(to);
-    }
-  }
-  return seen;
-}
-
 void ValidateSteps(const std::vector<StepSource>& sources, StepId start,
                    StepId end, std::vector<Step>* steps,
                    std::vector<GraphProblem>* problems) {
@@ -396,7 +423,11 @@ void ValidateSteps(const std::vector<StepSource>& sources, StepId start,
          "that runs, or remove it"});
   }
 
-  std::set<Edge> ignored = CheckLoops(*steps, sources, start, problems);
+  std::set<Edge> ignored = CheckLoops(*steps, sources, start, reachable, problems);
+  // A missing edge or a loop already reported would also cut paths to end.
+  if (end != kNoStep && !incomplete && ignored.empty()) {
+    CheckReachesEnd(*steps, start, end, reachable, problems);
+  }
   SplitWalk walk(*steps, sources, ignored, start, end, incomplete, problems);
   walk.Walk();
   walk.Report(steps);

@@ -39,7 +39,8 @@ void ValidateSteps(const std::vector<StepSource>& sources, StepId start,
                    StepId end, std::vector<Step>* steps,
                    std::vector<GraphProblem>* problems);
 
-// Steps reachable from `from` (inclusive) following every next edge.
+// Steps reachable from `from` (inclusive) following every next edge. Defined
+// in graph.cc, next to Graph::ReachableFrom.
 std::vector<bool> ReachableSteps(const std::vector<Step>& steps, StepId from);
 
 // The message of a Status::InvalidGraph: one problem per line, sorted by

@@ -53,9 +53,6 @@ Status Plan::TaskSucceeded(TaskKey key, const TaskOutcome& outcome) {
   const StepId step_id = t.step;
   const std::vector<SplitFrame> base = t.stack;
   const Step& step = graph_.step(step_id);
-  auto where = [&] {
-    return "step '" + step.name + "' (task " + std::to_string(key) + ")";
-  };
   switch (step.transition) {
     case Transition::kLinear:
       CAIRN_CHECK(step.next.size() == 1);
@@ -75,10 +72,12 @@ Status Plan::TaskSucceeded(TaskKey key, const TaskOutcome& outcome) {
       if (width < 1) {
         mutable_task(key).state = TaskState::kFailed;
         failed_ = true;
+        // The Engine names the step and task; the message says what is wrong.
         return Status::InvalidArgument(
-            where() + ": foreach produced no items (" + step.foreach_var +
-            " has " + std::to_string(width < 0 ? 0 : width) +
-            "); a foreach needs at least one item");
+            "foreach produced no items: " +
+            (width < 0 ? "the task reported no count for " + step.foreach_var
+                       : step.foreach_var + " is empty") +
+            "; a foreach needs at least one item");
       }
       CAIRN_CHECK(step.next.size() == 1);
       for (int i = 0; i < width; ++i) {
@@ -90,17 +89,19 @@ Status Plan::TaskSucceeded(TaskKey key, const TaskOutcome& outcome) {
     }
     case Transition::kSwitch: {
       StepId target = kNoStep;
-      std::string cases;
       for (const auto& [value, to] : step.switch_cases) {
         if (value == outcome.switch_case) target = to;
-        cases += (cases.empty() ? "'" : ", '") + value + "'";
       }
       if (target == kNoStep) {
         mutable_task(key).state = TaskState::kFailed;
         failed_ = true;
+        std::string cases;
+        for (const auto& switch_case : step.switch_cases) {
+          cases += (cases.empty() ? "'" : ", '") + switch_case.first + "'";
+        }
         return Status::InvalidArgument(
-            where() + ": switch value '" + outcome.switch_case + "' of " +
-            step.switch_var + " is not a case; the cases are " + cases);
+            "switch value '" + outcome.switch_case + "' of " + step.switch_var +
+            " is not a case; the cases are " + cases);
       }
       Arrive(key, target);
       break;

@@ -22,6 +22,8 @@ std::string ReadGraphFile(const std::string& name) {
   return text.str();
 }
 
+Result<Graph> Load(const std::string& name) { return Graph::FromSpec(ReadGraphFile(name)); }
+
 // The names of `ids`, for readable expectations.
 std::vector<std::string> Names(const Graph& graph, const std::vector<StepId>& ids) {
   std::vector<std::string> names;
@@ -52,7 +54,7 @@ TEST(GraphTest, EveryShapeValidates) {
 }
 
 TEST(GraphTest, LinearKeepsNamesLinesAndEdges) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("linear")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("linear"));
   EXPECT_EQ(graph.flow_name(), "LinearFlow");
   EXPECT_EQ(graph.file(), "/flows/linear.py");
   ASSERT_EQ(graph.steps().size(), 3u);
@@ -70,7 +72,7 @@ TEST(GraphTest, LinearKeepsNamesLinesAndEdges) {
 }
 
 TEST(GraphTest, BranchJoinHasBothBranchesAsPrev) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("branch")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("branch"));
   const Step& start = graph.step(graph.start());
   EXPECT_EQ(start.transition, Transition::kBranch);
   EXPECT_EQ(Names(graph, start.next), Strings({"a", "b"}));
@@ -81,33 +83,33 @@ TEST(GraphTest, BranchJoinHasBothBranchesAsPrev) {
 }
 
 TEST(GraphTest, NestedSplitsMatchTheirOwnJoins) {
-  ASSERT_OK_AND_ASSIGN(Graph nested_branch, Graph::FromSpec(ReadGraphFile("nested_branch")));
+  ASSERT_OK_AND_ASSIGN(Graph nested_branch, Load("nested_branch"));
   EXPECT_EQ(JoinOf(nested_branch, "start"), "join");
   EXPECT_EQ(JoinOf(nested_branch, "a"), "a_join");
 
-  ASSERT_OK_AND_ASSIGN(Graph nested_foreach, Graph::FromSpec(ReadGraphFile("nested_foreach")));
+  ASSERT_OK_AND_ASSIGN(Graph nested_foreach, Load("nested_foreach"));
   EXPECT_EQ(nested_foreach.step(nested_foreach.start()).foreach_var, "rows");
   EXPECT_EQ(JoinOf(nested_foreach, "start"), "outer_join");
   EXPECT_EQ(JoinOf(nested_foreach, "outer"), "inner_join");
 
-  ASSERT_OK_AND_ASSIGN(Graph foreach_in_branch, Graph::FromSpec(ReadGraphFile("foreach_in_branch")));
+  ASSERT_OK_AND_ASSIGN(Graph foreach_in_branch, Load("foreach_in_branch"));
   EXPECT_EQ(JoinOf(foreach_in_branch, "start"), "join");
   EXPECT_EQ(JoinOf(foreach_in_branch, "fan"), "fan_join");
 
-  ASSERT_OK_AND_ASSIGN(Graph branch_in_foreach, Graph::FromSpec(ReadGraphFile("branch_in_foreach")));
+  ASSERT_OK_AND_ASSIGN(Graph branch_in_foreach, Load("branch_in_foreach"));
   EXPECT_EQ(JoinOf(branch_in_foreach, "start"), "join");
   EXPECT_EQ(JoinOf(branch_in_foreach, "item"), "item_join");
 }
 
 TEST(GraphTest, NonSplitStepsHaveNoMatchingJoin) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("switch_in_foreach")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("switch_in_foreach"));
   EXPECT_EQ(JoinOf(graph, "start"), "join");
   EXPECT_EQ(JoinOf(graph, "pick"), "");
   EXPECT_EQ(JoinOf(graph, "small"), "");
 }
 
 TEST(GraphTest, SwitchKeepsCasesInOrder) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("switch")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("switch"));
   const Step& start = graph.step(graph.start());
   EXPECT_EQ(start.transition, Transition::kSwitch);
   EXPECT_EQ(start.switch_var, "mode");
@@ -133,7 +135,7 @@ TEST(GraphTest, SwitchCasesSharingAStepListItOnceInNext) {
 }
 
 TEST(GraphTest, RecursiveSwitchLoopsBackToItsBody) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("recursive_switch")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("recursive_switch"));
   const Step& work = graph.step(graph.Find("work"));
   EXPECT_EQ(Names(graph, work.prev), Strings({"start", "check"}));
   std::vector<bool> from_check = graph.ReachableFrom(graph.Find("check"));
@@ -144,7 +146,7 @@ TEST(GraphTest, RecursiveSwitchLoopsBackToItsBody) {
 }
 
 TEST(GraphTest, ReachableFromIncludesTheStepAndWhatFollows) {
-  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(ReadGraphFile("branch")));
+  ASSERT_OK_AND_ASSIGN(Graph graph, Load("branch"));
   std::vector<bool> reach = graph.ReachableFrom(graph.Find("a"));
   std::vector<std::string> names;
   for (size_t i = 0; i < reach.size(); ++i) {

@@ -77,12 +77,16 @@ TEST(ValidateTest, JoinWithoutSplit) { ExpectFileProblems("invalid_join_without_
 TEST(ValidateTest, BranchThatSkipsTheJoin) { ExpectFileProblems("invalid_branch_mismatch"); }
 TEST(ValidateTest, OneJoinClosingTwoSplits) { ExpectFileProblems("invalid_two_splits_one_join"); }
 TEST(ValidateTest, ForeachWithoutJoin) { ExpectFileProblems("invalid_foreach_without_join"); }
-TEST(ValidateTest, StepWithoutInputsMergingBranches) { ExpectFileProblems("invalid_merge_without_join"); }
+TEST(ValidateTest, StepWithoutInputsMergingBranches) {
+  ExpectFileProblems("invalid_merge_without_join");
+}
 TEST(ValidateTest, LoopWithoutSwitch) { ExpectFileProblems("invalid_cycle"); }
 TEST(ValidateTest, ProblemsFoundByPython) { ExpectFileProblems("invalid_python_problems"); }
 TEST(ValidateTest, DuplicateStepNames) { ExpectFileProblems("invalid_duplicate_step"); }
 TEST(ValidateTest, DuplicateSwitchCase) { ExpectFileProblems("invalid_switch_cases"); }
-TEST(ValidateTest, SwitchJumpingOutOfAForeach) { ExpectFileProblems("invalid_switch_escapes_foreach"); }
+TEST(ValidateTest, SwitchJumpingOutOfAForeach) {
+  ExpectFileProblems("invalid_switch_escapes_foreach");
+}
 TEST(ValidateTest, ManyProblemsAtOnce) { ExpectFileProblems("invalid_many"); }
 
 // Catches invalid_*.json files added without a test above.
@@ -178,6 +182,27 @@ TEST(ValidateTest, SelfLoopWithoutSwitch) {
   EXPECT_EQ(lines[0].rfind("f.py:4: step 'start': self.next leads back to 'start', a loop "
                            "(start -> start)", 0), 0u) << lines[0];
   EXPECT_EQ(lines[1].rfind("f.py:6: step 'end': not reachable", 0), 0u) << lines[1];
+}
+
+TEST(ValidateTest, LoopWithoutSwitchBehindASwitchCase) {
+  ExpectOneProblem(R"({"flow": "F", "file": "f.py", "steps": [
+    {"name": "start", "line": 3, "transition": "switch", "next_line": 4,
+     "switch": {"var": "v", "cases": [["x", "a"], ["y", "end"]]}},
+    {"name": "a", "line": 6, "transition": "linear", "next": ["b"], "next_line": 7},
+    {"name": "b", "line": 9, "transition": "linear", "next": ["a"], "next_line": 10},
+    {"name": "end", "line": 12, "transition": "end"}]})",
+                   {"f.py:10: step 'b': ", "leads back to 'a', a loop (a -> b -> a)"});
+}
+
+TEST(ValidateTest, SwitchLoopWithoutExit) {
+  ExpectOneProblem(R"({"flow": "F", "file": "f.py", "steps": [
+    {"name": "start", "line": 3, "transition": "switch", "next_line": 4,
+     "switch": {"var": "v", "cases": [["x", "a"], ["y", "end"]]}},
+    {"name": "a", "line": 6, "transition": "linear", "next": ["b"], "next_line": 7},
+    {"name": "b", "line": 9, "transition": "switch", "next_line": 10,
+     "switch": {"var": "v", "cases": [["again", "a"]]}},
+    {"name": "end", "line": 12, "transition": "end"}]})",
+                   {"f.py:6: step 'a': ", "no path from here reaches 'end'"});
 }
 
 TEST(ValidateTest, NegativeRetries) {
