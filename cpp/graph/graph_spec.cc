@@ -106,7 +106,9 @@ Result<FlowSpec> ParseSpec(std::string_view text) {
       where = " (in steps[" + std::to_string(index) + "])";
       StepSpec step;
       Status status = ParseStep((*steps)[index], &step);
-      if (!status.ok()) return Status::InvalidArgument("GraphSpec: " + status.message());
+      if (!status.ok()) {
+        return Status::InvalidArgument("malformed GraphSpec" + where + ": " + status.message());
+      }
       spec.steps.push_back(std::move(step));
     }
   } catch (const json::exception& e) {
@@ -153,6 +155,7 @@ Result<Graph> GraphBuilder::Build() {
           "another step has this name (line " +
               std::to_string(specs_[static_cast<size_t>(it->second)]->line) +
               "); step names must be unique, so rename one of them");
+      for (const std::string& problem : s.problems) Add(s.line, s.name, problem);
       continue;
     }
     specs_.push_back(&s);
