@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,8 +155,68 @@ def _signature_problem(func: Any, info: StepInfo) -> None:
     info.is_join = len(params) == 2
 
 
-def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None) -> list[StepInfo]:
-    """Every @step of the class and its bases, in source order."""
+def _class_node(tree: ast.Module | None, klass: type) -> ast.ClassDef | None:
+    if tree is None:
+        return None
+    try:
+        first = inspect.getsourcelines(klass)[1]
+    except (OSError, TypeError):
+        first = 0
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == klass.__name__:
+            lines = [node.lineno] + [d.lineno for d in node.decorator_list]
+            if first in lines:
+                return node
+            found = found or node
+    return found
+
+
+def _class_line(klass: type) -> int:
+    file = inspect.getsourcefile(klass)
+    node = _class_node(_tree(os.path.abspath(file)) if file else None, klass)
+    return node.lineno if node else 1
+
+
+def _attribute_line(klass: type, name: str) -> int:
+    """The line in the class body that defines `name` (an assignment or a def)."""
+    file = inspect.getsourcefile(klass)
+    node = _class_node(_tree(os.path.abspath(file)) if file else None, klass)
+    if node is None:
+        return 1
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == name:
+            return stmt.lineno
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+            [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return stmt.lineno
+    return node.lineno
+
+
+def _wrapped_function(target: Any) -> Any:
+    """The function inside a staticmethod, classmethod or property, if any."""
+    for attr in ("__func__", "fget"):
+        inner = getattr(target, attr, None)
+        if inspect.isfunction(inner):
+            return inner
+    return target if inspect.isfunction(target) else None
+
+
+@dataclass
+class FlowProblem:
+    """A problem Python found that belongs to no graph step: a @step on a
+    class attribute that is not a function has no self.next to place it."""
+
+    line: int
+    name: str
+    what: str
+
+
+def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None,
+                  flow_problems: list[FlowProblem] | None = None) -> list[StepInfo]:
+    """Every @step of the class and its bases, in source order. A @step on a
+    non-function goes to `flow_problems` instead (when given)."""
     found: dict[str, tuple[Any, type]] = {}
     for klass in reversed(flow_cls.__mro__):
         for name, attr in vars(klass).items():
@@ -166,20 +227,25 @@ def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None) -> l
     steps: list[StepInfo] = []
     for name, (attr, klass) in found.items():
         file = os.path.abspath(inspect.getsourcefile(klass) or "<unknown>")
+        problem = None
         if isinstance(attr, InvalidStep):
-            code = getattr(getattr(attr.target, "__func__", attr.target), "__code__", None)
-            info = StepInfo(name, attr, file, line=code.co_firstlineno if code else 1)
-            info.problems.append(attr.reason)
-            info.transition = "end" if name == "end" else "linear"
-            steps.append(info)
-            continue
-        if isinstance(attr, (staticmethod, classmethod)):
+            problem = attr.reason
+            func = _wrapped_function(attr.target)
+            if func is None:
+                if flow_problems is not None:
+                    flow_problems.append(FlowProblem(_attribute_line(klass, name), name, problem))
+                continue
+        elif isinstance(attr, (staticmethod, classmethod)):
             func = attr.__func__
-            info = StepInfo(name, func, file, line=func.__code__.co_firstlineno)
-            info.problems.append(f"a step must be a plain method, not a {type(attr).__name__}")
+            problem = f"a step must be a plain method, not a {type(attr).__name__}"
         else:
             func = attr
-            info = StepInfo(name, func, file, line=func.__code__.co_firstlineno)
+        info = StepInfo(name, func, file, line=func.__code__.co_firstlineno)
+        if problem:
+            # The method still has its self.next: keep the edges, so that the
+            # graph checks run and this is the only problem reported for it.
+            info.problems.append(problem)
+        else:
             _signature_problem(func, info)
         file = os.path.abspath(func.__code__.co_filename)
         info.file = file
@@ -207,8 +273,12 @@ def parameters_of(flow_cls: type) -> dict[str, Parameter]:
     return params
 
 
-def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None) -> dict[str, Any]:
-    steps = collect_steps(flow_cls, extra)
+def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
+               validate: bool = True) -> dict[str, Any]:
+    """The GraphSpec of a flow class. With `validate`, raises GraphError
+    listing every problem (Python's and the C++ checker's) in line order."""
+    flow_problems: list[FlowProblem] = []
+    steps = collect_steps(flow_cls, extra, flow_problems)
     file = os.path.abspath(inspect.getsourcefile(flow_cls) or "<unknown>")
     params = parameters_of(flow_cls)
     step_names = {s.name for s in steps}
@@ -217,14 +287,56 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None) -> dict
             for s in steps:
                 if s.name in (attr_name, p.name):
                     s.problems.append(f"the name '{s.name}' is used by both a step and a Parameter")
-    return {
+    spec = {
         "flow": flow_cls.__name__,
         "file": file,
+        "line": _class_line(flow_cls),
         "doc": inspect.getdoc(flow_cls) or "",
         "steps": [s.to_spec() for s in steps],
         "parameters": [
             {"name": p.name, "attr": attr, "type": p.type_name, "help": p.help,
-             "required": p.required, "default": repr(p.default)}
+             "required": p.required, "default": _shown_default(p)}
             for attr, p in params.items()
         ],
     }
+    if validate:
+        check(spec, flow_problems)
+    return spec
+
+
+def _shown_default(p: Parameter) -> str:
+    d = p.default
+    if callable(d) and not isinstance(d, type):
+        return f"<computed by {getattr(d, '__name__', 'a function')}>"
+    return repr(d)
+
+
+_PROBLEM = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<rest>.*)$")
+
+
+def check(spec: dict[str, Any], flow_problems: list[FlowProblem] | None = None) -> None:
+    """Validates `spec` with the C++ checker; raises GraphError listing every
+    problem, with the ones only Python found merged in line order. Problems
+    about the whole flow (no start, no end) are placed on the class line."""
+    import json
+
+    from . import _core
+
+    lines: list[tuple[int, str]] = [
+        (p.line, f"{spec['file']}:{p.line}: step '{p.name}': {p.what}") for p in flow_problems or []
+    ]
+    try:
+        _core.validate_graph(json.dumps(spec))
+    except _core.GraphError as e:
+        for text in str(e).splitlines():
+            m = _PROBLEM.match(text)
+            if m is None:
+                lines.append((0, text))
+                continue
+            line = int(m.group("line"))
+            if m.group("rest").startswith("flow ") and line <= 1:
+                line = spec.get("line") or line
+            lines.append((line, f"{m.group('file')}:{line}: {m.group('rest')}"))
+    if lines:
+        lines.sort(key=lambda item: item[0])
+        raise _core.GraphError("\n".join(text for _, text in lines))
