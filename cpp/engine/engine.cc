@@ -30,7 +30,7 @@ const char* SignalName(int sig) {
     case 6: return "SIGABRT";
     case 7: return "SIGBUS";
     case 8: return "SIGFPE";
-    case 9: return "SIGKILL";
+    case 9: return "SIGKILL: out of memory, or killed by hand";
     case 11: return "SIGSEGV";
     case 13: return "SIGPIPE";
     case 15: return "SIGTERM";
@@ -243,7 +243,12 @@ std::string Engine::RunState::BuildPayload(TaskKey key) {
   p["task_id"] = key;
   p["attempt"] = t.attempt;
   p["fallback"] = t.fallback;
-  if (t.fallback) p["failure"] = task(key).last_failure;
+  if (t.fallback) {
+    // What the @catch fallback attempt stores in self.<var>.
+    p["failure"] = task(key).last_failure;
+    const auto& attempts = task(key).attempts;
+    p["failure_status"] = attempts.empty() ? "failed" : attempts.back().status;
+  }
   p["origin_run_id"] = options_.origin_run_id;
   p["max_num_splits"] = options_.max_num_splits;
   p["params"] = ArtifactsToJson(params_);
@@ -370,7 +375,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
             (!options_.require_result || (result && result->exception.empty()));
   if (ok) {
     attempt.status = "succeeded";
-    attempt.reason = "";
+    attempt.reason = result && !result->caught.empty() ? "@catch caught: " + result->caught : "";
     Succeed(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at);
     return Status::OK();
   }

@@ -46,6 +46,10 @@ Result<TaskResult> ParseTaskResult(std::string_view text) {
       result.exception = e.value("type", std::string("Exception")) + ": " + e.value("message", std::string());
       kept["exception"] = e;
     }
+    if (doc.contains("caught") && doc["caught"].is_string()) {
+      result.caught = doc["caught"].get<std::string>();
+      kept["caught"] = result.caught;
+    }
     if (doc.contains("artifacts")) {
       auto artifacts = ArtifactsFrom(doc["artifacts"]);
       if (!artifacts.ok()) return artifacts.status();

@@ -20,6 +20,7 @@ struct TaskResult {
   std::vector<ArtifactRecord> artifacts;
   TaskOutcome outcome;
   std::string exception;     // "ValueError: bad value" if the step raised
+  std::string caught;        // what @catch caught, if the step failed but the flow goes on
   std::string outcome_json;  // what is kept in TaskRecord::result_json
 };
 

@@ -43,12 +43,21 @@ def cmd_run(flow_cls: type, args: argparse.Namespace) -> int:
 
 @command("resume")
 def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
+    """A new run that clones the origin run's successful tasks up to the
+    resume point (the failed steps, or STEP) and runs the rest."""
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
     origin, records, params_json = origin_parameters(root, flow_cls.__name__, args.origin_run_id)
     steps = [args.step_to_rerun] if args.step_to_rerun else []
     if steps and steps[0] not in {s["name"] for s in spec["steps"]}:
         raise CairnException(f"resume: flow {flow_cls.__name__} has no step named '{steps[0]}'")
+    if not steps:
+        run = _core.Datastore(root, readonly=True).get_run(flow_cls.__name__, origin)
+        if run.status == "succeeded":
+            raise CairnException(
+                f"run {flow_cls.__name__}/{origin} succeeded, so nothing failed to resume from; "
+                f"name the step to re-run from: resume STEP"
+            )
     summary = execute(
         flow_cls, spec, root=root, param_records=records, params_json=params_json,
         tags=args.tag, with_decorators=args.with_decorators, max_workers=args.max_workers,
@@ -100,12 +109,28 @@ def _task_records(flow_name: str, pathspec: str, root: str) -> list:
 
 @command("logs")
 def cmd_logs(flow_cls: type, args: argparse.Namespace) -> int:
+    """Prints the kept stdout/stderr of a task's attempt (default: the last),
+    streaming the files: a task's output may be far larger than memory."""
     root = datastore_root(args.datastore_root)
     streams = ["out"] if args.stdout else ["err"] if args.stderr else ["out", "err"]
-    for t in _task_records(flow_cls.__name__, args.pathspec, root):
-        attempt = args.attempt if args.attempt is not None else max((a.attempt for a in t.attempts), default=0)
+    tasks = _task_records(flow_cls.__name__, args.pathspec, root)
+    for t in tasks:
+        source = t
+        if t.origin:  # a cloned task's output is its origin's
+            _, run_id, _, task_id = t.origin.split("/")
+            source = _core.Datastore(root, readonly=True).get_task(int(run_id), int(task_id))
+        attempts = sorted(a.attempt for a in source.attempts)
+        attempt = args.attempt if args.attempt is not None else attempts[-1] if attempts else 0
+        if attempts and attempt not in attempts:
+            raise NotFoundError(
+                f"task {flow_cls.__name__}/{t.run_id}/{t.step}/{t.task_id} has no attempt {attempt} "
+                f"(its attempts: {', '.join(map(str, attempts))})"
+            )
+        if len(tasks) > 1:
+            sys.stdout.write(f"--- {flow_cls.__name__}/{t.run_id}/{t.step}/{t.task_id} (attempt {attempt})\n")
         for stream in streams:
-            path = os.path.join(root, "logs", str(t.run_id), t.step, f"{t.task_id}.{attempt}.{stream}")
+            path = os.path.join(root, "logs", str(source.run_id), source.step,
+                                f"{source.task_id}.{attempt}.{stream}")
             if not os.path.exists(path):
                 continue
             target = sys.stdout if stream == "out" else sys.stderr

@@ -6,6 +6,7 @@ interpreter started by `python flow.py step` (the standalone path)."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 from . import _core, serializers
 from .current import current
-from .errors import ArtifactError, CairnException
+from .errors import ArtifactError, CairnError, CairnException
 
 # Records travel as [name, digest, size, type, encoding].
 Record = list
@@ -28,8 +29,35 @@ _VALUE_CACHE: OrderedDict[str, Any] = OrderedDict()
 _VALUE_CACHE_SIZE = 8
 
 
+# Frames of cairn itself, left out of the tracebacks users see.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# What a hard failure (one the step could not catch itself) is called in the
+# StepFailure that @catch stores, by the failed attempt's status.
+_CRASH_TYPES = {"timeout": "TaskTimeout", "killed": "TaskKilled", "lost": "TaskLost"}
+
+
 class StepFailure(Exception):
-    """What @catch stores when a step failed every attempt."""
+    """What @catch stores in `self.<var>` once a step failed every attempt
+    (Metaflow's MetaflowExceptionWrapper): the exception's type name, message
+    and traceback as text, so that it unpickles in any process, with or
+    without the modules that defined the original exception."""
+
+    def __init__(self, type: str = "Exception", message: str = "", stacktrace: str = ""):  # noqa: A002
+        super().__init__(type, message, stacktrace)
+        self.type = type
+        self.message = message
+        self.exception = message  # Metaflow's name for the message
+        self.stacktrace = stacktrace
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StepFailure, (self.type, self.message, self.stacktrace))
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+    def __repr__(self) -> str:
+        return f"StepFailure({str(self)!r})"
 
 
 class Frame:
@@ -40,12 +68,13 @@ class Frame:
         self.width = raw["width"]
         self.foreach = raw["foreach"]
         self._artifact = raw.get("artifact")
+        self._source = ctx.pathspec(self.step, raw.get("task_id", 0))
 
     @property
     def value(self) -> Any:
         if not self._artifact:
             return None
-        values = self._ctx.store_load(self._artifact)
+        values = self._ctx.store_load(self._artifact, self._source)
         try:
             return values[self.index]
         except TypeError:
@@ -58,6 +87,7 @@ class InputFlow:
     def __init__(self, ctx: TaskContext, raw: dict[str, Any], frame: Frame | None):
         self._ctx = ctx
         self._step = raw["step"]
+        self._source = ctx.pathspec(raw["step"], raw.get("task_id", 0))
         self._cairn_artifacts = {r[0]: r for r in raw["artifacts"]}
         self._frame = frame
         self._values: dict[str, Any] = {}
@@ -70,7 +100,7 @@ class InputFlow:
         rec = self._cairn_artifacts.get(name)
         if rec is None:
             raise AttributeError(f"input from step '{self._step}' has no artifact '{name}'")
-        value = self._ctx.store_load(rec)
+        value = self._ctx.store_load(rec, self._source)
         self._values[name] = value
         return value
 
@@ -109,11 +139,15 @@ class Inputs:
 
 
 class TaskContext:
-    def __init__(self, payload: dict[str, Any], spec_step: dict[str, Any], store: Any):
+    def __init__(self, payload: dict[str, Any], spec_step: dict[str, Any], store: Any,
+                 flow_name: str = ""):
         self.payload = payload
         self.spec = spec_step
         self.step = payload["step"]
         self.store = store
+        self.flow_name = flow_name
+        # Where each inherited artifact can be found, for error messages.
+        self.sources: dict[str, str] = {}
         self.is_join = bool(spec_step.get("is_join"))
         self.frames = [Frame(self, f) for f in payload["stack"]]
         self.param_names = {r[0] for r in payload["params"]}
@@ -123,24 +157,37 @@ class TaskContext:
         self._cache: dict[str, Any] = {}
         if not self.is_join:
             for inp in payload["inputs"]:
+                source = self.pathspec(inp["step"], inp.get("task_id", 0))
                 for rec in inp["artifacts"]:
                     self.inherited[rec[0]] = rec
+                    self.sources[rec[0]] = source
         for rec in payload["params"]:
             self.inherited[rec[0]] = rec
+            self.sources[rec[0]] = self.pathspec("_parameters", 0)
 
-    def store_load(self, rec: Record) -> Any:
+    def pathspec(self, step: str, task_id: Any) -> str:
+        return f"{self.flow_name}/{self.payload.get('run_id')}/{step}/{task_id}"
+
+    def store_load(self, rec: Record, source: str = "") -> Any:
+        """The value of an artifact record; `source` (the pathspec of a task
+        that has it) names the artifact if its blob is missing or corrupt."""
         digest = rec[1]
         if digest in self._cache:
             return self._cache[digest]
         if digest in _VALUE_CACHE:
             value = _VALUE_CACHE[digest]
         else:
-            value = serializers.loads(self.store.get(digest), rec[4])
+            try:
+                segments = self.store.get(digest)
+            except CairnError as e:
+                # Never wrong data: the store verified the digest and said no.
+                raise type(e)(f"artifact {source or self.step}/{rec[0]}: {e}") from None
+            value = serializers.loads(segments, rec[4])
         self._cache[digest] = value
         return value
 
     def load_inherited(self, name: str) -> Any:
-        value = self.store_load(self.inherited[name])
+        value = self.store_load(self.inherited[name], self.sources.get(name, ""))
         self.loaded[name] = value
         return value
 
@@ -167,7 +214,14 @@ class TaskContext:
                 f"artifact '{name}' of step '{self.step}' could not be pickled "
                 f"({type(value).__name__}): {e}"
             ) from e
-        digest, size, _ = self.store.put(segments)
+        try:
+            digest, size, _ = self.store.put(segments)
+        except CairnError as e:
+            # Typically a full disk; the store has removed its partial file.
+            nbytes = sum(memoryview(seg).nbytes for seg in segments)
+            raise ArtifactError(
+                f"artifact '{name}' of step '{self.step}' ({nbytes} bytes) could not be stored: {e}"
+            ) from None
         return [name, digest, size, serializers.type_name(value), encoding]
 
 
@@ -239,13 +293,13 @@ def _outcome(flow: Any, ctx: TaskContext, result: dict[str, Any]) -> None:
             )
 
 
-def _fallback(flow: Any, ctx: TaskContext, decorators: list[Any]) -> None:
-    """@catch after the last attempt failed: record the failure, take the static transition."""
+def _catch(flow: Any, ctx: TaskContext, decorators: list[Any], failure: StepFailure) -> None:
+    """@catch after the last attempt failed: store the failure in self.<var>
+    and take the step's static transition, so that the flow continues."""
     catcher = next((d for d in decorators if d.name == "catch"), None)
-    failure = StepFailure(ctx.payload.get("failure", "the step failed"))
     if catcher is not None:
         if catcher.attributes.get("print_exception", True):
-            print(f"@catch: step '{ctx.step}' failed: {failure}", file=sys.stderr)
+            print(f"@catch: step '{ctx.step}' failed; the flow continues. {failure}", file=sys.stderr)
         var = catcher.attributes.get("var")
         if var:
             setattr(flow, var, failure)
@@ -255,24 +309,55 @@ def _fallback(flow: Any, ctx: TaskContext, decorators: list[Any]) -> None:
     ctx.next_call = (list(ctx.spec.get("next", [])), None, None)
 
 
+def _fallback_failure(payload: dict[str, Any]) -> StepFailure:
+    """The failure of a task whose process died (signal, timeout, exit): the
+    engine runs a fallback attempt that only records it."""
+    status = payload.get("failure_status", "failed")
+    return StepFailure(_CRASH_TYPES.get(status, "TaskFailed"), payload.get("failure", "the step failed"))
+
+
+def _catches_now(spec_step: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """True on the last attempt of a step with @catch: an exception is then
+    caught in the task (as in Metaflow), keeping what the step had set."""
+    options = spec_step.get("options", {})
+    return bool(options.get("catch")) and payload.get("attempt", 0) >= int(options.get("retries", 0))
+
+
+def _user_traceback(e: BaseException) -> str:
+    """The traceback from the user's code on: cairn's own frames before it
+    are noise. An error raised by cairn itself is shown as its message only."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    if tb is None:
+        return "".join(traceback.format_exception_only(type(e), e))
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def _decorators_of(flow_cls: type, step_name: str, flow_info: dict[str, Any]) -> list[Any]:
+    from .decorators import parse_with
+
+    decorators = list(getattr(getattr(flow_cls, step_name), "_cairn_decorators", []))
+    for extra in flow_info.get("with_decorators", []):
+        d = parse_with(extra)
+        if all(x.name != d.name for x in decorators):
+            decorators.append(d)
+    return decorators
+
+
 def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int) -> int:
     """Runs one task; returns the process exit code."""
+    # A segfault or abort then leaves the Python stack in the task's stderr.
+    faulthandler.enable(file=sys.stderr, all_threads=False)
     step_name = payload["step"]
     spec_step = next(s for s in spec["steps"] if s["name"] == step_name)
     flow_info = payload.get("flow", {})
     store = _core.ArtifactStore(flow_info["root"])
-    ctx = TaskContext(payload, spec_step, store)
+    ctx = TaskContext(payload, spec_step, store, flow_cls.__name__)
     result: dict[str, Any] = {}
     code = 0
     try:
-        func = getattr(flow_cls, step_name)
-        decorators = list(getattr(func, "_cairn_decorators", []))
-        for extra in flow_info.get("with_decorators", []):
-            from .decorators import parse_with
-
-            d = parse_with(extra)
-            if all(x.name != d.name for x in decorators):
-                decorators.append(d)
+        decorators = _decorators_of(flow_cls, step_name, flow_info)
         for d in decorators:
             os.environ.update(d.task_env())
         flow = flow_cls.__new__(flow_cls)
@@ -288,17 +373,35 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             index=frame.index if frame else None,
         )
         if payload.get("fallback"):
-            _fallback(flow, ctx, decorators)
-        elif ctx.is_join:
-            getattr(flow, step_name)(ctx.inputs())
+            _catch(flow, ctx, decorators, _fallback_failure(payload))
+            result["caught"] = payload.get("failure", "")
         else:
-            getattr(flow, step_name)()
+            try:
+                if ctx.is_join:
+                    getattr(flow, step_name)(ctx.inputs())
+                else:
+                    getattr(flow, step_name)()
+            except (Exception, SystemExit) as e:
+                if not _catches_now(spec_step, payload):
+                    raise
+                trace = _user_traceback(e)
+                sys.stderr.write(trace)
+                failure = StepFailure(type(e).__name__, _message(e), trace)
+                _catch(flow, ctx, decorators, failure)
+                result["caught"] = str(failure)
         _outcome(flow, ctx, result)
         result["artifacts"] = _persist(flow, ctx)
+    except SystemExit as e:
+        # sys.exit(n) in a step: the task fails with that exit status.
+        code = e.code if isinstance(e.code, int) and 0 < e.code < 256 else 1
+        trace = _user_traceback(e)
+        sys.stderr.write(trace)
+        result = {"exception": {"type": "SystemExit", "message": f"the step called sys.exit({e.code!r})",
+                                "traceback": trace}}
     except BaseException as e:  # noqa: BLE001 - everything the step raises is reported
-        traceback.print_exc()
-        result = {"exception": {"type": type(e).__name__, "message": str(e),
-                                "traceback": traceback.format_exc()}}
+        trace = _user_traceback(e)
+        sys.stderr.write(trace)
+        result = {"exception": {"type": type(e).__name__, "message": _message(e), "traceback": trace}}
         code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -308,6 +411,10 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
                 pass
     _write_all(result_fd, json.dumps(result).encode())
     return code
+
+
+def _message(e: BaseException) -> str:
+    return str(e)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -55,6 +55,7 @@ def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tupl
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the fork
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
         os.close(fds[0])
@@ -70,18 +71,45 @@ def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tupl
         os._exit(code)
 
 
+def _kill_groups_on_parent_death(children: dict[int, int]) -> None:
+    """If the run process dies (even by kill -9), the kernel sends us SIGTERM
+    and we SIGKILL every task's process group before exiting: a task dies
+    with the worker anyway (its own parent-death signal), but whatever it
+    started (a `sleep`, a training script) would otherwise live on."""
+
+    def on_parent_death(*_: Any) -> None:
+        for pid in list(children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, on_parent_death)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
+
 def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str) -> None:
     """Serves task requests until the engine closes its end of the socket."""
+    children: dict[int, int] = {}
+    # SIGKILL as the parent-death signal first, so that there is no moment
+    # without one; then SIGTERM with a handler that takes the tasks along.
     _core.die_with_parent(parent)
+    _kill_groups_on_parent_death(children)
+    if os.getppid() != parent:  # died before the SIGTERM request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     store = _core.ArtifactStore(root)
-    children: dict[int, int] = {}
 
     def send(obj: dict[str, Any]) -> None:
         sock.sendall(json.dumps(obj).encode() + b"\n")
@@ -124,17 +152,26 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
             pass
         sys.stdout.flush()
         sys.stderr.flush()
+        # SIGTERM waits until the child is in `children`, so that the
+        # parent-death handler cannot miss it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
             _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload_text, fds)
-        for fd in fds:
-            os.close(fd)
+        children[pid] = header["key"]
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # the child did it first, or has already exited
-        children[pid] = header["key"]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        for fd in fds:
+            os.close(fd)
         send({"key": header["key"], "pid": pid})
         reap()
-    # The engine is gone or done; children (if any) die with us via PDEATHSIG.
+    # The engine is gone or done: nothing of a task may outlive us.
+    for pid in list(children):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
     os._exit(0)
