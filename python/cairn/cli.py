@@ -59,8 +59,8 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
-        p.add_argument("--max-workers", type=int, default=16, help="tasks running at once (default 16)")
-        p.add_argument("--max-num-splits", type=int, default=100,
+        p.add_argument("--max-workers", type=_positive_int, default=16, help="tasks running at once (default 16)")
+        p.add_argument("--max-num-splits", type=_positive_int, default=100,
                        help="largest foreach allowed (default 100)")
         p.add_argument("--with", dest="with_decorators", action="append", default=[],
                        metavar="DECORATOR", help="add a decorator to every step, e.g. retry or timeout:seconds=30")
@@ -77,7 +77,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
             extra = {"nargs": "?", "const": "true"}
         default = "" if not param.show_default else f" (default: {param.default!r})"
         run.add_argument(f"--{param.name}", dest=f"param__{attr}", default=None,
-                         help=f"{param.help}{default}", **extra)
+                         metavar=param.name.upper().replace("-", "_"), help=f"{param.help}{default}", **extra)
 
     resume = sub.add_parser("resume", help="re-run a failed run from its failed step, reusing the rest")
     resume.add_argument("step_to_rerun", nargs="?", metavar="STEP", help="re-run from this step")
@@ -109,6 +109,16 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     tag.add_argument("tags", nargs="*")
     tag.add_argument("--run-id", required=False)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def spec_for(flow_cls: type, with_decorators: list[str] | None = None) -> dict[str, Any]:

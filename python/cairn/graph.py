@@ -291,7 +291,8 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
         "flow": flow_cls.__name__,
         "file": file,
         "line": _class_line(flow_cls),
-        "doc": inspect.getdoc(flow_cls) or "",
+        # The class's own docstring: FlowSpec's would otherwise be inherited.
+        "doc": inspect.cleandoc(flow_cls.__dict__.get("__doc__") or ""),
         "steps": [s.to_spec() for s in steps],
         "parameters": [
             {"name": p.name, "attr": attr, "type": p.type_name, "help": p.help,
