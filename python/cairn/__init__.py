@@ -30,12 +30,13 @@ from .errors import (
 )
 from .flowspec import FlowSpec
 from .parameters import IncludeFile, JSONType, Parameter
+from .runner import Runner
 from .version import __version__
 
 __all__ = [
     "CairnError", "CairnException", "DataArtifact", "DatastoreError", "Flow", "FlowSpec",
     "GraphError", "IncludeFile", "JSONType", "MergeArtifactsError", "Metaflow", "MetaflowData",
-    "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Step", "StepDecorator", "Task",
-    "__version__", "catch", "current", "default_namespace", "environment", "get_namespace",
+    "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Runner", "Step", "StepDecorator",
+    "Task", "__version__", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
 ]

@@ -30,7 +30,11 @@ def main(flow_cls: type, argv: list[str] | None = None) -> None:
 
 def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
     parser = build_parser(flow_cls)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "tag" and not any(e.startswith("-") for e in extra):
+        args.tags += extra  # argparse leaves the TAGs of `tag add --run-id 5 t1 t2` unclaimed
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from . import _core
 from .cli import command, spec_for
@@ -144,49 +145,70 @@ def cmd_logs(flow_cls: type, args: argparse.Namespace) -> int:
 
 @command("dump")
 def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
+    """Prints the artifacts of RUN_ID/STEP[/TASK_ID] (name, type, size, short
+    repr); --include picks some, --file pickles {task pathspec: {name: value}}."""
     import pickle
 
-    from .client import Task
+    from . import client
+    from .client_display import dump_lines
 
-    root = datastore_root(args.datastore_root)
-    include = set(args.include.split(",")) if args.include else None
+    client._use_root(datastore_root(args.datastore_root))
+    parts = args.pathspec.strip("/").split("/")
+    if parts and parts[0] == flow_cls.__name__:
+        parts = parts[1:]
+    if len(parts) not in (2, 3) or not all(parts):
+        raise CairnException(f"dump expects RUN_ID/STEP[/TASK_ID], got '{args.pathspec}'")
+    step = client.Step("/".join([flow_cls.__name__, *parts[:2]]), _namespace_check=False)
+    tasks = [step[parts[2]]] if len(parts) == 3 else list(step)
+    include = {n.strip() for n in args.include.split(",") if n.strip()} if args.include else None
+    missing = (include or set()) - {name for t in tasks for name in t._artifact_map()}
+    if missing:
+        raise NotFoundError(f"{step.pathspec} has no artifact named {', '.join(sorted(missing))}")
     dumped = {}
-    for t in _task_records(flow_cls.__name__, args.pathspec, root):
-        task = Task(f"{flow_cls.__name__}/{t.run_id}/{t.step}/{t.task_id}", _namespace_check=False)
-        values = {}
-        for art in task.artifacts:
-            if include and art.id not in include:
-                continue
-            values[art.id] = art.data
-            text = repr(art.data)
-            if len(text) > args.max_value_size:
-                text = text[: args.max_value_size] + "..."
-            if not args.file:
-                print(f"{task.pathspec}  {art.id}  ({art.type}, {art.size} bytes)\n    {text}")
-        dumped[task.pathspec] = values
+    for task in tasks:
+        lines, dumped[task.pathspec] = dump_lines(task, include, args.max_value_size,
+                                                  show_values=not args.file)
+        print("\n".join(lines))
     if args.file:
         with open(args.file, "wb") as f:
-            pickle.dump(dumped, f, protocol=5)
+            pickle.dump(dumped, f, protocol=pickle.HIGHEST_PROTOCOL)
         print(f"Artifacts of {len(dumped)} task(s) written to {args.file}")
     return 0
 
 
 @command("tag")
 def cmd_tag(flow_cls: type, args: argparse.Namespace) -> int:
-    from .client import Flow, Run
+    """tag add|remove|replace --run-id ID TAG...: a run's user tags; tag list
+    [--run-id ID]: one run's tags, or those of every run in your namespace."""
+    from . import client
 
-    run = Run(f"{flow_cls.__name__}/{args.run_id}", _namespace_check=False) if args.run_id else \
-        Flow(flow_cls.__name__, _namespace_check=False).latest_run
-    if run is None:
-        raise NotFoundError(f"flow {flow_cls.__name__} has no runs")
+    client._use_root(datastore_root(args.datastore_root))
+    name = flow_cls.__name__
+    if args.action == "list" and not args.run_id:
+        ns = client.get_namespace()
+        runs = [r for r in client.Flow(name, _namespace_check=False).runs() if ns is None or ns in r.tags]
+        print(f"Runs of {name} in namespace {ns}:" if runs else f"{name} has no runs in namespace {ns}")
+        for run in runs:
+            _print_tags(run)
+        return 0
+    if not args.run_id:
+        raise CairnException(f"tag {args.action} needs --run-id RUN_ID")
+    run = client.Run(f"{name}/{args.run_id}", _namespace_check=False)
+    if args.action in ("add", "remove") and not args.tags:
+        raise CairnException(f"tag {args.action} needs at least one TAG")
     if args.action == "add":
         run.add_tags(args.tags)
     elif args.action == "remove":
         run.remove_tags(args.tags)
     elif args.action == "replace":
         if len(args.tags) != 2:
-            raise CairnException("tag replace takes OLD NEW")
+            raise CairnException("tag replace takes two tags: OLD NEW")
         run.replace_tag(args.tags[0], args.tags[1])
-    print(f"{run.pathspec} user tags: {', '.join(sorted(run.user_tags)) or '(none)'}")
-    print(f"{run.pathspec} system tags: {', '.join(sorted(run.system_tags))}")
+    _print_tags(run)
     return 0
+
+
+def _print_tags(run: Any) -> None:
+    print(run.pathspec)
+    print(f"    user tags:   {', '.join(sorted(run.user_tags)) or '(none)'}")
+    print(f"    system tags: {', '.join(sorted(run.system_tags))}")

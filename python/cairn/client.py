@@ -1,46 +1,94 @@
 """Read past runs: Metaflow(), Flow, Run, Step, Task, DataArtifact.
 
-Everything is lazy: listing reads only SQLite (through the C++ datastore),
-and an artifact's blob is read only when its value is asked for, then kept
-for the object's lifetime."""
+Metaflow's client object model and names. Listing runs, steps and tasks reads
+only SQLite (through the C++ Datastore); an artifact's blob is read, and
+decompressed, only when its value is asked for, then kept for the life of the
+object that read it. Every object remembers the namespace it was made in and
+checks it as Metaflow does: a Run, Step, Task or DataArtifact must belong to a
+run carrying the namespace tag, a Flow must have at least one such run.
+Objects of a run that is still being written re-read SQLite on each access;
+once the run is over, what they read is kept."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
 
-from . import _core, serializers
+from . import _core
 from .errors import CairnException, NamespaceMismatchError, NotFoundError
 from .runtime import datastore_root, username
 
-_UNSET = object()
+_UNSET: Any = object()
 _namespace: Any = _UNSET
 _stores: dict[str, Any] = {}
+_root_override: str | None = None
+MAX_TAG_LENGTH = 500
+_FORMS = {1: "Flow('FlowName')", 2: "Run('FlowName/RunID')", 3: "Step('FlowName/RunID/StepName')",
+          4: "Task('FlowName/RunID/StepName/TaskID')",
+          5: "DataArtifact('FlowName/RunID/StepName/TaskID/ArtifactName')"}
+
+
+class ChildNotFound(NotFoundError, KeyError):
+    """`parent[id]` for a child that does not exist: a NotFoundError and, as in
+    Metaflow, a KeyError."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 # --- namespaces --------------------------------------------------------------
 def default_namespace() -> str:
+    """Resets the namespace to 'user:<you>' (CAIRN_USER, METAFLOW_USER or USER)."""
     global _namespace
     _namespace = f"user:{username()}"
     return _namespace
 
 
 def namespace(ns: str | None) -> str | None:
-    """Sets the namespace (a tag such as 'user:alice'); None means every run."""
+    """Switches the namespace (any tag, e.g. 'user:alice'); None sees every run."""
     global _namespace
     _namespace = ns
-    return ns
+    return get_namespace()
 
 
 def get_namespace() -> str | None:
     if _namespace is _UNSET:
         return default_namespace()
-    return _namespace  # type: ignore[return-value]
+    return _namespace  # type: ignore[no-any-return]
 
 
-def _datastore() -> Any:
-    root = datastore_root()
+def _resolve_ns(check: bool, ns: Any) -> str | None:
+    if not check:
+        return None
+    return get_namespace() if ns is _UNSET else ns  # type: ignore[no-any-return]
+
+
+def _check_namespace(obj: CairnObject) -> None:
+    ns = obj._ns
+    if ns is not None and ns not in obj.tags:
+        owner = sorted(t for t in obj.tags if t.startswith("user:"))
+        raise NamespaceMismatchError(
+            f"{obj!r} is not in the current namespace '{ns}' (its run is tagged "
+            f"{', '.join(owner) or 'with no user'}); switch with namespace(...), or use "
+            f"namespace(None) to see every run"
+        )
+
+
+# --- the datastore -----------------------------------------------------------
+def _current_root() -> str:
+    return _root_override or datastore_root()
+
+
+def _use_root(root: str | None) -> None:
+    """Points the client at another datastore (the CLI's --datastore-root)."""
+    global _root_override
+    _root_override = root
+
+
+def _datastore(root: str) -> Any:
     ds = _stores.get(root)
     if ds is None:
         if not os.path.exists(os.path.join(root, "cairn.db")):
@@ -49,30 +97,80 @@ def _datastore() -> Any:
     return ds
 
 
-def _artifact_store() -> Any:
-    return _core.ArtifactStore(_datastore().root)
+def _artifact_store(root: str) -> Any:
+    """Where blobs are read; the only way the client reads one (tests count calls)."""
+    return _core.ArtifactStore(root)
 
 
-def _split(pathspec: str, parts: int, kind: str) -> list[str]:
-    items = pathspec.strip("/").split("/")
+def _run_records(root: str, flow: str) -> Iterator[Any]:
+    """Run records newest first, fetched in growing pages: finding the latest
+    run of a flow with 10,000 runs reads a few rows, not all of them."""
+    limit, last = 8, None
+    while True:
+        records = _datastore(root).runs(flow, limit)
+        for rec in records:
+            # Runs created since the previous page come first; skip them.
+            if last is None or rec.run_id < last:
+                last = rec.run_id
+                yield rec
+        if len(records) < limit:
+            return
+        limit *= 4
+
+
+def _dt(timestamp: float) -> datetime | None:
+    # Naive local datetimes, as Metaflow's client returns.
+    return datetime.fromtimestamp(timestamp) if timestamp else None
+
+
+def _split(pathspec: str, parts: int) -> list[str]:
+    items = str(pathspec).strip("/").split("/")
     if len(items) != parts or not all(items):
-        raise CairnException(f"{kind} pathspec must have {parts} parts separated by '/', got '{pathspec}'")
+        raise CairnException(f"expects {_FORMS[parts]}, got '{pathspec}'")
     return items
 
 
-def _run_id(text: str) -> int:
+def _number(text: str, what: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise NotFoundError(f"run id must be a number, got '{text}'") from None
+        raise NotFoundError(f"{what} does not exist: ids are numbers, got '{text}'") from None
 
 
+# --- the object model --------------------------------------------------------
 class CairnObject:
-    _NAME = "object"
+    """What every client object has: pathspec, id, namespace, display."""
 
-    def __init__(self, pathspec: str):
+    pathspec: str
+    id: str
+    _root: str
+    _ns: str | None
+
+    def _setup(self, pathspec: str, root: str, ns: str | None) -> None:
         self.pathspec = pathspec
         self.id = pathspec.rsplit("/", 1)[-1]
+        self._root = root
+        self._ns = ns
+
+    def _child_args(self) -> dict[str, Any]:
+        return {"_namespace_check": self._ns is not None, "_current_namespace": self._ns,
+                "_root": self._root}
+
+    @property
+    def path_components(self) -> list[str]:
+        return self.pathspec.split("/")
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.user_tags | self.system_tags
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.pathspec}')"
@@ -83,54 +181,101 @@ class CairnObject:
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.pathspec))
 
-    def __contains__(self, item: str) -> bool:
+    def __contains__(self, child_id: str) -> bool:
         try:
-            self[item]  # type: ignore[index]
-            return True
+            self[child_id]  # type: ignore[index]
         except (KeyError, NotFoundError):
             return False
+        except NamespaceMismatchError:
+            pass  # it exists, as Metaflow answers, even if reading it is refused
+        return True
+
+    def __getitem__(self, child_id: str) -> Any:
+        raise ChildNotFound(f"{self!r} has no children")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def _ipython_key_completions_(self) -> list[str]:
+        return [child.id for child in self]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"pathspec": self.pathspec, "root": self._root, "ns": self._ns}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, state["pathspec"], _namespace_check=state["ns"] is not None,
+                            _current_namespace=state["ns"], _root=state["root"])
+
+    def _repr_html_(self) -> str:
+        from .client_display import to_html
+
+        return to_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython: a summary when shown alone, the short repr inside a list.
+        if cycle or printer.indentation:
+            printer.text(repr(self))
+        else:
+            from .client_display import to_text
+
+            printer.text(to_text(self))
 
 
-# --- Metaflow / Flow ---------------------------------------------------------
 class Metaflow:
-    """Every flow in the datastore."""
+    """Every flow with at least one run in the current namespace."""
+
+    def __init__(self, _root: str | None = None):
+        self._root = _root or _current_root()
 
     @property
     def flows(self) -> list[Flow]:
-        return [Flow(name) for name in _datastore().flows()]
+        return list(self)
 
     def __iter__(self) -> Iterator[Flow]:
-        return iter(self.flows)
+        for name in _datastore(self._root).flows():
+            try:
+                yield Flow(name, _root=self._root)
+            except NamespaceMismatchError:
+                continue
+
+    def __getitem__(self, name: str) -> Flow:
+        return Flow(name, _root=self._root)
 
     def __repr__(self) -> str:
         return "Metaflow()"
 
 
 class Flow(CairnObject):
-    def __init__(self, pathspec: str, _namespace_check: bool = True):
-        super().__init__(pathspec.strip("/"))
-        if "/" in self.pathspec:
-            raise CairnException(f"a Flow is named by its class name, got '{pathspec}'")
-        self._check = _namespace_check
-        if pathspec not in _datastore().flows():
-            raise NotFoundError(f"flow '{pathspec}' does not exist in {_datastore().root}")
+    """All the runs of one FlowSpec class, newest first."""
+
+    def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
+                 _root: str | None = None):
+        (name,) = _split(pathspec, 1)
+        self._setup(name, _root or _current_root(), _resolve_ns(_namespace_check, _current_namespace))
+        if name not in _datastore(self._root).flows():
+            raise NotFoundError(f"Flow('{name}') does not exist in {self._root}")
+        if self._ns is not None and next(self.runs(), None) is None:
+            raise NamespaceMismatchError(
+                f"Flow('{name}') has no run in the current namespace '{self._ns}'; switch with "
+                f"namespace(...), or use namespace(None) to see every run"
+            )
 
     def runs(self, *tags: str) -> Iterator[Run]:
-        """Runs newest first, in the current namespace, having all `tags`."""
-        ns = get_namespace() if self._check else None
-        for rec in _datastore().runs(self.id):
-            all_tags = set(rec.tags) | set(rec.system_tags)
-            if ns is not None and ns not in all_tags:
-                continue
-            if any(t not in all_tags for t in tags):
-                continue
-            yield Run._from_record(rec)
+        """Runs newest first, in the current namespace, having every one of `tags`."""
+        for rec in _run_records(self._root, self.id):
+            have = set(rec.tags).union(rec.system_tags)
+            if (self._ns is None or self._ns in have) and have.issuperset(tags):
+                yield Run(f"{self.id}/{rec.run_id}", _root=self._root, _record=rec,
+                          _namespace_check=False)._adopt(self._ns)
 
     def __iter__(self) -> Iterator[Run]:
         return self.runs()
 
     def __getitem__(self, run_id: str) -> Run:
-        return Run(f"{self.id}/{run_id}", _namespace_check=self._check)
+        try:
+            return Run(f"{self.id}/{run_id}", **self._child_args())
+        except NotFoundError as e:
+            raise ChildNotFound(str(e)) from None
 
     @property
     def latest_run(self) -> Run | None:
@@ -141,324 +286,191 @@ class Flow(CairnObject):
         return next((r for r in self.runs() if r.successful), None)
 
     @property
-    def created_at(self) -> float | None:
-        runs = _datastore().runs(self.id)
-        return runs[-1].created_at if runs else None
+    def created_at(self) -> datetime | None:
+        """When the flow first ran (its oldest run that still exists)."""
+        records = _datastore(self._root).runs(self.id)
+        return _dt(records[-1].created_at) if records else None
+
+    parent = property(lambda self: None)
+    origin_pathspec = property(lambda self: None)
 
 
-# --- Run -------------------------------------------------------------------
 class Run(CairnObject):
-    def __init__(self, pathspec: str, _namespace_check: bool = True, _record: Any = None):
-        flow, run_id = _split(pathspec, 2, "Run")
-        super().__init__(f"{flow}/{run_id}")
-        self._rec = _record if _record is not None else _datastore().get_run(flow, _run_id(run_id))
-        self._tasks: list[Any] | None = None
-        if _namespace_check:
-            ns = get_namespace()
-            if ns is not None and ns not in self.tags:
-                raise NamespaceMismatchError(
-                    f"run {self.pathspec} is not in the current namespace '{ns}'; "
-                    f"use namespace(None) to see every run"
-                )
+    """One execution of a flow: its steps, status, tags and the end step's data."""
 
-    @classmethod
-    def _from_record(cls, rec: Any) -> Run:
-        return cls(f"{rec.flow}/{rec.run_id}", _namespace_check=False, _record=rec)
+    def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
+                 _root: str | None = None, _record: Any = None):
+        flow, run_id = _split(pathspec, 2)
+        self._setup(f"{flow}/{run_id}", _root or _current_root(),
+                    _resolve_ns(_namespace_check, _current_namespace))
+        if _record is None:
+            number = _number(run_id, f"Run('{self.pathspec}')")
+            try:
+                _record = _datastore(self._root).get_run(flow, number)
+            except NotFoundError:
+                raise NotFoundError(f"Run('{self.pathspec}') does not exist in {self._root}") from None
+        self._rec = _record
+        self._all: list[Any] | None = None
+        self._by_step: dict[str, list[Any]] = {}
+        self._end: Task | None = None
+        _check_namespace(self)
 
-    def _records(self) -> list[Any]:
-        if self._tasks is None:
-            self._tasks = list(_datastore().tasks(self._rec.run_id))
-        return self._tasks
+    def _adopt(self, ns: str | None) -> Run:
+        self._ns = ns
+        return self
 
-    def _refresh(self) -> None:
-        self._rec = _datastore().get_run(self._rec.flow, self._rec.run_id)
-        self._tasks = None
+    def _live(self) -> bool:
+        """Whether the run is still being written; while it is, re-reads its record."""
+        if self._rec.status == "running":
+            self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
+        return self._rec.status == "running"
 
-    @property
-    def parent(self) -> Flow:
-        return Flow(self._rec.flow, _namespace_check=False)
+    def _tasks(self, step: str | None = None) -> list[Any]:
+        """Task records (of one step), from SQLite; kept once the run is over."""
+        live = self._live()
+        ds = _datastore(self._root)
+        if step is None:
+            if self._all is None or live:
+                records = list(ds.tasks(self._rec.run_id))
+                if live:
+                    return records
+                self._all = records
+            return self._all
+        if self._all is not None and not live:
+            return [t for t in self._all if t.step == step]
+        records = self._by_step.get(step)
+        if records is None or live:
+            records = list(ds.tasks(self._rec.run_id, step))
+            if not live:
+                self._by_step[step] = records
+        return records
 
-    @property
-    def steps(self) -> list[Step]:
-        names: list[str] = []
-        for t in self._records():
-            if t.step != "_parameters" and t.step not in names:
-                names.append(t.step)
-        return [Step(f"{self.pathspec}/{n}", _run=self) for n in reversed(names)]
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """The steps that have tasks, newest first (`end` first), as Metaflow lists them."""
+        if not self.tags.issuperset(tags):
+            return iter(())
+        grouped: dict[str, list[Any]] = {}
+        for t in self._tasks():
+            if not t.step.startswith("_"):
+                grouped.setdefault(t.step, []).append(t)
+        order = sorted(grouped, reverse=True,
+                       key=lambda s: (min(t.started_at for t in grouped[s]), grouped[s][0].task_id))
+        return iter([Step._make(self, name, grouped[name]) for name in order])
 
     def __iter__(self) -> Iterator[Step]:
-        return iter(self.steps)
+        return self.steps()
 
     def __getitem__(self, step: str) -> Step:
-        if not any(t.step == step for t in self._records()):
-            raise KeyError(f"run {self.pathspec} has no step '{step}'")
-        return Step(f"{self.pathspec}/{step}", _run=self)
+        records = self._tasks(step)
+        if not records:
+            raise ChildNotFound(f"Step('{self.pathspec}/{step}') does not exist: "
+                                f"the run has no task of step '{step}'")
+        return Step._make(self, step, records)
 
-    created_at = property(lambda self: self._rec.created_at)
+    parent = property(lambda self: Flow(self._rec.flow, _namespace_check=False, _root=self._root))
+    user_tags = property(lambda self: frozenset(self._rec.tags))
+    system_tags = property(lambda self: frozenset(self._rec.system_tags))
+    created_at = property(lambda self: _dt(self._rec.created_at))
     user = property(lambda self: self._rec.user)
-
-    @property
-    def finished_at(self) -> float | None:
-        return self._rec.finished_at or None
-
-    @property
-    def finished(self) -> bool:
-        return self._rec.status != "running"
-
-    @property
-    def successful(self) -> bool:
-        return self._rec.status == "succeeded"
+    parameters = property(lambda self: json.loads(self._rec.params_json))
 
     @property
     def status(self) -> str:
-        return self._rec.status
+        """'running', 'succeeded' or 'failed'."""
+        self._live()
+        return self._rec.status  # type: ignore[no-any-return]
 
     @property
-    def user_tags(self) -> frozenset[str]:
-        return frozenset(self._rec.tags)
+    def finished(self) -> bool:
+        """True once the run is over, whether it succeeded or failed."""
+        return not self._live()
 
     @property
-    def system_tags(self) -> frozenset[str]:
-        return frozenset(self._rec.system_tags)
+    def successful(self) -> bool:
+        return self.status == "succeeded"
 
     @property
-    def tags(self) -> frozenset[str]:
-        return self.user_tags | self.system_tags
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return json.loads(self._rec.params_json)
+    def finished_at(self) -> datetime | None:
+        return None if self._live() else _dt(self._rec.finished_at)
 
     @property
     def origin_pathspec(self) -> str | None:
+        """The run this one resumed, or None."""
         return f"{self._rec.flow}/{self._rec.origin_run_id}" if self._rec.origin_run_id else None
 
     @property
     def end_task(self) -> Task | None:
-        ends = [t for t in self._records() if t.step == "end" and t.status == "succeeded"]
-        return Task._from_record(self._rec.flow, ends[-1]) if ends else None
+        if self._end is None:
+            records = self._tasks("end")
+            if not records:
+                return None
+            self._end = Task._make(self, records[-1])
+        return self._end
 
     @property
     def data(self) -> MetaflowData | None:
+        """The end step's artifacts (None until the end step has run)."""
         end = self.end_task
         return end.data if end else None
 
+    # --- tags: Metaflow's rules: adding a system tag does nothing, removing one is an error.
     def add_tag(self, tag: str) -> None:
-        self.add_tags([tag])
+        self.replace_tags([], [tag])
 
-    def add_tags(self, tags: list[str]) -> None:
-        _tag_writer().add_tags(self._rec.run_id, list(tags))
-        self._refresh()
+    def add_tags(self, tags: Iterable[str]) -> None:
+        self.replace_tags([], tags)
 
     def remove_tag(self, tag: str) -> None:
-        self.remove_tags([tag])
+        self.replace_tags([tag], [])
 
-    def remove_tags(self, tags: list[str]) -> None:
-        _tag_writer().remove_tags(self._rec.run_id, list(tags))
-        self._refresh()
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        self.replace_tags(tags, [])
 
-    def replace_tag(self, old: str, new: str) -> None:
-        self.replace_tags([old], [new])
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
 
-    def replace_tags(self, old: list[str], new: list[str]) -> None:
-        w = _tag_writer()
-        w.remove_tags(self._rec.run_id, list(old))
-        w.add_tags(self._rec.run_id, list(new))
-        self._refresh()
-
-
-def _tag_writer() -> Any:
-    return _core.Datastore(_datastore().root, readonly=False)
-
-
-# --- Step / Task -------------------------------------------------------------
-class Step(CairnObject):
-    def __init__(self, pathspec: str, _namespace_check: bool = True, _run: Run | None = None):
-        flow, run_id, step = _split(pathspec, 3, "Step")
-        super().__init__(pathspec)
-        self._run = _run or Run(f"{flow}/{run_id}", _namespace_check=_namespace_check)
-        if _run is None and not any(t.step == step for t in self._run._records()):
-            raise NotFoundError(f"step {pathspec} does not exist")
-
-    def _records(self) -> list[Any]:
-        return [t for t in self._run._records() if t.step == self.id]
-
-    @property
-    def parent(self) -> Run:
-        return self._run
-
-    @property
-    def tasks(self) -> list[Task]:
-        return [Task._from_record(self._run._rec.flow, t) for t in self._records()]
-
-    def __iter__(self) -> Iterator[Task]:
-        return iter(self.tasks)
-
-    def __getitem__(self, task_id: str) -> Task:
-        for t in self._records():
-            if str(t.task_id) == str(task_id):
-                return Task._from_record(self._run._rec.flow, t)
-        raise KeyError(f"step {self.pathspec} has no task '{task_id}'")
-
-    @property
-    def task(self) -> Task | None:
-        tasks = self.tasks
-        return tasks[0] if tasks else None
-
-    @property
-    def created_at(self) -> float | None:
-        recs = self._records()
-        return min(t.started_at for t in recs) if recs else None
-
-    @property
-    def finished_at(self) -> float | None:
-        recs = self._records()
-        return max(t.finished_at for t in recs) if recs else None
-
-
-class Task(CairnObject):
-    def __init__(self, pathspec: str, _namespace_check: bool = True, _record: Any = None):
-        flow, run_id, step, task_id = _split(pathspec, 4, "Task")
-        super().__init__(pathspec)
-        self._flow = flow
-        if _record is None:
-            if _namespace_check:
-                Run(f"{flow}/{run_id}")
-            _record = _datastore().get_task(_run_id(run_id), _run_id(task_id))
-            if _record.step != step:
-                raise NotFoundError(f"task {pathspec} does not exist")
-        self._rec = _record
-        self._artifacts: dict[str, DataArtifact] | None = None
-
-    @classmethod
-    def _from_record(cls, flow: str, rec: Any) -> Task:
-        return cls(f"{flow}/{rec.run_id}/{rec.step}/{rec.task_id}", _namespace_check=False, _record=rec)
-
-    def _artifact_map(self) -> dict[str, DataArtifact]:
-        if self._artifacts is None:
-            self._artifacts = {a.name: DataArtifact(f"{self.pathspec}/{a.name}", a)
-                               for a in self._rec.artifacts}
-        return self._artifacts
-
-    @property
-    def artifacts(self) -> list[DataArtifact]:
-        return list(self._artifact_map().values())
-
-    def __iter__(self) -> Iterator[DataArtifact]:
-        return iter(self.artifacts)
-
-    def __getitem__(self, name: str) -> DataArtifact:
+    def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
+        """Removes, then adds, user tags."""
+        remove, add = _tag_list(tags_to_remove), _tag_list(tags_to_add)
+        self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
+        system = set(self._rec.system_tags)
+        for tag in remove:
+            if tag in system:
+                raise CairnException(f"cannot remove system tag '{tag}' from {self!r}")
+        writer = _core.Datastore(self._root, readonly=False)
         try:
-            return self._artifact_map()[name]
-        except KeyError:
-            raise KeyError(f"task {self.pathspec} has no artifact '{name}'") from None
-
-    @property
-    def data(self) -> MetaflowData:
-        return MetaflowData(self._artifact_map(), self.pathspec)
-
-    @property
-    def parent(self) -> Step:
-        return Step(self.pathspec.rsplit("/", 1)[0], _namespace_check=False)
-
-    successful = property(lambda self: self._rec.status == "succeeded")
-    finished = property(lambda self: True)
-    created_at = property(lambda self: self._rec.started_at)
-    finished_at = property(lambda self: self._rec.finished_at)
-
-    @property
-    def index(self) -> int | None:
-        return None if self._rec.foreach_index < 0 else self._rec.foreach_index
-
-    @property
-    def origin_pathspec(self) -> str | None:
-        return self._rec.origin or None
-
-    @property
-    def attempts(self) -> list[Any]:
-        return list(self._rec.attempts)
-
-    @property
-    def current_attempt(self) -> int:
-        return max((a.attempt for a in self._rec.attempts), default=0)
-
-    @property
-    def exception(self) -> dict[str, Any] | None:
-        result = json.loads(self._rec.result_json or "{}")
-        if "exception" in result:
-            return result["exception"]
-        if self._rec.status == "failed" and self._rec.attempts:
-            return {"type": "TaskFailure", "message": self._rec.attempts[-1].reason, "traceback": ""}
-        return None
-
-    def _log(self, stream: str, attempt: int | None = None) -> str:
-        n = self.current_attempt if attempt is None else attempt
-        # A cloned task's logs are those of its origin.
-        run_id, step, task_id = self._rec.run_id, self._rec.step, self._rec.task_id
-        if self._rec.origin:
-            _, run_id, step, task_id = self._rec.origin.split("/")
-        path = os.path.join(_datastore().root, "logs", str(run_id), step, f"{task_id}.{n}.{stream}")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def stdout(self) -> str:
-        return self._log("out")
-
-    @property
-    def stderr(self) -> str:
-        return self._log("err")
+            if remove:
+                writer.remove_tags(self._rec.run_id, remove)
+            add = [t for t in add if t not in system]
+            if add:
+                writer.add_tags(self._rec.run_id, add)
+        finally:
+            del writer
+        self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
 
 
-# --- artifacts -----------------------------------------------------------------
-class DataArtifact(CairnObject):
-    def __init__(self, pathspec: str, record: Any):
-        super().__init__(pathspec)
-        self._rec = record
-        self._value: Any = _UNSET
-
-    @property
-    def data(self) -> Any:
-        if self._value is _UNSET:
-            try:
-                segments = _artifact_store().get(self._rec.digest)
-            except _core.Error as e:
-                raise type(e)(f"artifact {self.pathspec}: {e}") from e
-            self._value = serializers.loads(segments, self._rec.encoding)
-        return self._value
-
-    size = property(lambda self: self._rec.size)
-    type = property(lambda self: self._rec.type)
-    sha = property(lambda self: self._rec.digest)
-
-    @property
-    def finished_at(self) -> float | None:
-        return None
+def _tag_list(tags: Iterable[str]) -> list[str]:
+    tags = [tags] if isinstance(tags, str) else list(tags)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise CairnException(f"a tag must be a non-empty string, got {tag!r}")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise CairnException(f"a tag is at most {MAX_TAG_LENGTH} characters, got {len(tag)}")
+    return tags
 
 
-class MetaflowData:
-    """`task.data`: artifacts as attributes, loaded on first access."""
+# Step, Task and DataArtifact live in client_task.py (this file's size); they
+# are imported last because they build on the classes above.
+from .client_task import (
+    DataArtifact,
+    MetaflowArtifacts,
+    MetaflowData,
+    Step,
+    Task,
+    TaskException,
+)
 
-    def __init__(self, artifacts: dict[str, DataArtifact], pathspec: str):
-        self._artifacts = artifacts
-        self._pathspec = pathspec
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        art = self._artifacts.get(name)
-        if art is None:
-            raise AttributeError(f"task {self._pathspec} has no artifact '{name}'")
-        return art.data
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._artifacts
-
-    def __dir__(self) -> list[str]:
-        return sorted(self._artifacts)
-
-    def __repr__(self) -> str:
-        return f"<MetaflowData: {', '.join(sorted(self._artifacts))}>"
+__all__ = [
+    "ChildNotFound", "DataArtifact", "Flow", "Metaflow", "MetaflowArtifacts", "MetaflowData", "Run",
+    "Step", "Task", "TaskException", "default_namespace", "get_namespace", "namespace",
+]

@@ -1,0 +1,328 @@
+"""The lower half of the client: Step, Task and DataArtifact (see client.py).
+
+Import them from `cairn` or `cairn.client`; this module is loaded by client.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from . import _core, serializers
+from . import client as _client
+from .client import (
+    _UNSET,
+    CairnObject,
+    ChildNotFound,
+    Run,
+    _check_namespace,
+    _datastore,
+    _dt,
+    _number,
+    _resolve_ns,
+    _split,
+)
+from .errors import NotFoundError
+
+
+class Step(CairnObject):
+    """A step of a run: its tasks (several for a foreach), in split order."""
+
+    def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
+                 _root: str | None = None):
+        flow, run_id, step = _split(pathspec, 3)
+        run = Run(f"{flow}/{run_id}", _namespace_check=False, _root=_root)
+        records = run._tasks(step)
+        if not records:
+            raise NotFoundError(f"Step('{flow}/{run_id}/{step}') does not exist: "
+                                f"the run has no task of step '{step}'")
+        self._init(run._adopt(_resolve_ns(_namespace_check, _current_namespace)), step, records)
+        _check_namespace(self)
+
+    @classmethod
+    def _make(cls, run: Run, step: str, records: list[Any]) -> Step:
+        obj = cls.__new__(cls)
+        obj._init(run, step, records)
+        return obj
+
+    def _init(self, run: Run, step: str, records: list[Any]) -> None:
+        self._setup(f"{run.pathspec}/{step}", run._root, run._ns)
+        self._run = run
+        self._records_cache = records
+
+    def _records(self) -> list[Any]:
+        if self._run._live():
+            self._records_cache = self._run._tasks(self.id)
+        return self._records_cache
+
+    def tasks(self, *tags: str) -> Iterator[Task]:
+        if not self.tags.issuperset(tags):
+            return iter(())
+        return iter([Task._make(self._run, t, self) for t in self._records()])
+
+    def __iter__(self) -> Iterator[Task]:
+        return self.tasks()
+
+    def __getitem__(self, task_id: str) -> Task:
+        for t in self._records():
+            if str(t.task_id) == str(task_id):
+                return Task._make(self._run, t, self)
+        raise ChildNotFound(f"Task('{self.pathspec}/{task_id}') does not exist")
+
+    @property
+    def task(self) -> Task | None:
+        """The first task (the only one, unless the step is inside a foreach)."""
+        records = self._records()
+        return Task._make(self._run, records[0], self) if records else None
+
+    parent = property(lambda self: self._run)
+    user_tags = property(lambda self: self._run.user_tags)
+    system_tags = property(lambda self: self._run.system_tags)
+    created_at = property(lambda self: _dt(min(t.started_at for t in self._records())))
+    finished_at = property(lambda self: _dt(max(t.finished_at for t in self._records())))
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        origin = self._run.origin_pathspec
+        return f"{origin}/{self.id}" if origin else None
+
+
+class TaskException:
+    """Why a task failed; Metaflow's names (`exception`, `stacktrace`) work too."""
+
+    def __init__(self, type_name: str, message: str, traceback: str):
+        self.type = type_name
+        self.message = message
+        self.traceback = traceback
+
+    exception = property(lambda self: self.message)
+    stacktrace = property(lambda self: self.traceback)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"TaskException({str(self)!r})"
+
+
+class Task(CairnObject):
+    """A step executed within a run: its artifacts, outcome, logs and attempts."""
+
+    def __init__(self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True,
+                 _current_namespace: Any = _UNSET, _root: str | None = None):
+        flow, run_id, step, task_id = _split(pathspec, 4)
+        run = Run(f"{flow}/{run_id}", _namespace_check=False, _root=_root)
+        what = f"Task('{flow}/{run_id}/{step}/{task_id}')"
+        try:
+            record = _datastore(run._root).get_task(run._rec.run_id, _number(task_id, what))
+        except NotFoundError:
+            record = None
+        if record is None or record.step != step:
+            raise NotFoundError(f"{what} does not exist in {run._root}")
+        self._init(run._adopt(_resolve_ns(_namespace_check, _current_namespace)), record, None)
+        if attempt is not None:
+            if not any(a.attempt == attempt for a in record.attempts):
+                raise NotFoundError(f"{what} has no attempt {attempt}")
+            self._attempt = int(attempt)
+        _check_namespace(self)
+
+    @classmethod
+    def _make(cls, run: Run, record: Any, step: Step | None = None) -> Task:
+        obj = cls.__new__(cls)
+        obj._init(run, record, step)
+        return obj
+
+    def _init(self, run: Run, record: Any, step: Step | None) -> None:
+        self._setup(f"{run.pathspec}/{record.step}/{record.task_id}", run._root, run._ns)
+        self._run, self._rec, self._step = run, record, step
+        self._attempt: int | None = None
+        self._artifacts: dict[str, DataArtifact] | None = None
+
+    def _artifact_map(self) -> dict[str, DataArtifact]:
+        if self._artifacts is None:
+            self._artifacts = {a.name: DataArtifact._make(self, a) for a in self._rec.artifacts}
+        return self._artifacts
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        # As in Metaflow, names starting with '_' are private: reachable by name only.
+        return iter([a for a in self._artifact_map().values() if not a.id.startswith("_")])
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        art = self._artifact_map().get(name)
+        if art is None:
+            raise ChildNotFound(f"DataArtifact('{self.pathspec}/{name}') does not exist")
+        return art
+
+    @property
+    def artifacts(self) -> MetaflowArtifacts:
+        return MetaflowArtifacts(list(self))
+
+    @property
+    def data(self) -> MetaflowData:
+        return MetaflowData(self._artifact_map(), self.pathspec)
+
+    @property
+    def parent(self) -> Step:
+        if self._step is None:
+            self._step = Step._make(self._run, self._rec.step, self._run._tasks(self._rec.step))
+        return self._step
+
+    user_tags = property(lambda self: self._run.user_tags)
+    system_tags = property(lambda self: self._run.system_tags)
+    finished = property(lambda self: True)  # a task is recorded once it is over
+    created_at = property(lambda self: _dt(self._rec.started_at))
+    finished_at = property(lambda self: _dt(self._rec.finished_at))
+    attempts = property(lambda self: list(self._rec.attempts))
+    origin_pathspec = property(lambda self: self._rec.origin or None)
+
+    @property
+    def successful(self) -> bool:
+        if self._attempt is not None:
+            return any(a.attempt == self._attempt and a.status == "succeeded" for a in self._rec.attempts)
+        return self._rec.status == "succeeded"  # type: ignore[no-any-return]
+
+    @property
+    def index(self) -> int | None:
+        """The index of this task in its innermost foreach, or None."""
+        return None if self._rec.foreach_index < 0 else self._rec.foreach_index  # type: ignore[no-any-return]
+
+    @property
+    def current_attempt(self) -> int:
+        if self._attempt is not None:
+            return self._attempt
+        return max((a.attempt for a in self._rec.attempts), default=0)
+
+    @property
+    def exception(self) -> TaskException | None:
+        """What made the task fail (the Python exception, or the attempt's reason)."""
+        if self._rec.status == "succeeded":
+            return None
+        found = json.loads(self._rec.result_json or "{}").get("exception")
+        if found:
+            return TaskException(found.get("type", ""), found.get("message", ""), found.get("traceback", ""))
+        reason = self._rec.attempts[-1].reason if self._rec.attempts else "the task failed"
+        return TaskException("TaskFailure", reason, "")
+
+    def _log(self, stream: str) -> str:
+        # A cloned task's logs are its origin's.
+        run_id, step, task_id = self._rec.run_id, self._rec.step, self._rec.task_id
+        if self._rec.origin:
+            _, run_id, step, task_id = self._rec.origin.split("/")
+        path = os.path.join(self._root, "logs", str(run_id), step,
+                            f"{task_id}.{self.current_attempt}.{stream}")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    stdout = property(lambda self: self._log("out"))
+    stderr = property(lambda self: self._log("err"))
+
+
+class DataArtifact(CairnObject):
+    """One named value a task stored; `data` reads its blob on first use."""
+
+    def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
+                 _root: str | None = None):
+        *task_parts, name = _split(pathspec, 5)
+        task = Task("/".join(task_parts), _namespace_check=_namespace_check,
+                    _current_namespace=_current_namespace, _root=_root)
+        try:
+            other = task[name]
+        except ChildNotFound as e:
+            raise NotFoundError(str(e)) from None
+        self._init(task, other._rec)
+
+    @classmethod
+    def _make(cls, task: Task, record: Any) -> DataArtifact:
+        obj = cls.__new__(cls)
+        obj._init(task, record)
+        return obj
+
+    def _init(self, task: Task, record: Any) -> None:
+        self._setup(f"{task.pathspec}/{record.name}", task._root, task._ns)
+        self._task, self._rec = task, record
+        self._value: Any = _UNSET
+
+    @property
+    def data(self) -> Any:
+        if self._value is _UNSET:
+            try:
+                segments = _client._artifact_store(self._root).get(self._rec.digest)
+            except _core.Error as e:
+                raise type(e)(f"artifact {self.pathspec}: {e}") from e
+            self._value = serializers.loads(segments, self._rec.encoding)
+        return self._value
+
+    size = property(lambda self: self._rec.size, doc="Bytes of the stored value, uncompressed.")
+    type = property(lambda self: self._rec.type, doc="The value's Python type name.")
+    sha = property(lambda self: self._rec.digest)
+    encoding = property(lambda self: self._rec.encoding)
+    parent = property(lambda self: self._task)
+    user_tags = property(lambda self: self._task.user_tags)
+    system_tags = property(lambda self: self._task.system_tags)
+    created_at = property(lambda self: self._task.finished_at)
+    finished_at = property(lambda self: self._task.finished_at)
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        origin = self._task.origin_pathspec
+        return f"{origin}/{self.id}" if origin else None
+
+
+class MetaflowArtifacts:
+    """`task.artifacts`: DataArtifacts by attribute or name, iterable (Metaflow's named tuple)."""
+
+    def __init__(self, artifacts: list[DataArtifact]):
+        self._list = artifacts
+        self._by_name = {a.id: a for a in artifacts}
+
+    def __getattr__(self, name: str) -> DataArtifact:
+        if name.startswith("__") or name not in self.__dict__.get("_by_name", {}):
+            raise AttributeError(name)
+        return self._by_name[name]
+
+    def __getitem__(self, key: int | str) -> DataArtifact:
+        return self._list[key] if isinstance(key, int) else self._by_name[key]
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter(self._list)
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name or name in self._list
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def __repr__(self) -> str:
+        return f"MetaflowArtifacts({', '.join(self._by_name)})"
+
+
+class MetaflowData:
+    """`task.data`: artifact values as attributes, each read on first access."""
+
+    def __init__(self, artifacts: dict[str, DataArtifact], pathspec: str):
+        self._artifacts = artifacts
+        self._pathspec = pathspec
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        art = self._artifacts.get(name)
+        if art is None:
+            raise AttributeError(f"task {self._pathspec} has no artifact '{name}'")
+        return art.data
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._artifacts
+
+    def __dir__(self) -> list[str]:
+        return sorted(n for n in self._artifacts if not n.startswith("_"))
+
+    def __repr__(self) -> str:
+        return f"<MetaflowData: {', '.join(self.__dir__())}>"
