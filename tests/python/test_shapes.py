@@ -28,7 +28,7 @@ def test_shape_runs_end_to_end(runner, name):
     # order, every foreach item's index, input and foreach stack.
     assert run.data.trace == sim.trace
 
-    ran = {s.id for s in run.steps}
+    ran = {s.id for s in run}
     for step, expected in sim.tasks.items():
         if not expected:
             assert step not in ran, f"{step} should not have run (switch took the other case)"
@@ -55,3 +55,190 @@ def test_recursive_switch_loops_exactly_until_it_exits():
     sim = shapes.Simulation(shapes.load("recursive_switch"))
     assert sim.counts()["work"] == shapes.LOOPS
     assert sim.trace == ["start"] + ["work", "check"] * shapes.LOOPS + ["end"]
+
+
+# --- joins ---------------------------------------------------------------------
+def join_run(runner, mode: str, ok: bool = True):
+    proc = runner.run(runner.flow("join_flow.py"), "run", "--mode", mode)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    from cairn import Flow
+
+    return Flow("JoinFlow").latest_run, proc
+
+
+def test_join_inputs_by_name_in_order_len_and_index(runner):
+    run, _ = join_run(runner, "none")
+    join = run["join"].task.data
+    assert join.by_name == ["from a", "from b", "from c"]
+    assert join.in_order == ["from a", "from b", "from c"]  # the order of self.next(self.a, self.b, self.c)
+    assert join.count == 3
+    assert join.total == 6
+    assert join.first == "from a"
+    # Without merge_artifacts a join inherits nothing but the parameters.
+    assert join.had_shared is False
+    assert run.data.final == {"x": None, "score": None, "shared": None, "table": None, "only_a": None}
+    assert run.data.mode == "none"
+
+
+def test_merge_artifacts_propagates_what_all_inputs_share_and_keeps_what_the_join_set(runner):
+    run, _ = join_run(runner, "resolve")
+    assert run.data.final == {
+        "x": "chosen in join",            # set in the join before merging: not a conflict
+        "score": 3,
+        "shared": "same everywhere",      # unchanged in every branch
+        "table": {"k": [1, 2, 3]},        # read (not changed) in a branch: still the same value
+        "only_a": "a alone",              # set by one branch only, so nothing disagrees
+    }
+
+
+def test_merge_artifacts_exclude(runner):
+    run, _ = join_run(runner, "exclude")
+    assert run.data.final == {"x": None, "score": None, "shared": "same everywhere",
+                              "table": {"k": [1, 2, 3]}, "only_a": "a alone"}
+
+
+def test_merge_artifacts_include(runner):
+    run, _ = join_run(runner, "include")
+    assert run.data.final == {"x": None, "score": None, "shared": "same everywhere",
+                              "table": None, "only_a": None}
+
+
+def test_merge_artifacts_conflict_names_the_artifact(runner):
+    run, proc = join_run(runner, "conflict", ok=False)
+    assert not run.successful
+    assert re.search(r"\[\d+/join/\d+\] Task failed: MergeArtifactsError: step 'join' cannot merge "
+                     r"artifacts whose values differ between its inputs: score\.", proc.stdout), proc.stdout
+    assert not run["join"].task.successful
+
+
+def test_merge_artifacts_include_of_a_missing_artifact_names_it(runner):
+    _, proc = join_run(runner, "include_missing", ok=False)
+    assert "merge_artifacts(include=...) names artifacts no input has: nowhere" in proc.stdout
+
+
+# --- foreach -------------------------------------------------------------------
+@pytest.mark.parametrize("kind, values", [
+    ("list", ["item0", "item1", "item2"]),
+    ("tuple", ["item0", "item1", "item2"]),
+    ("range", [10, 11, 12]),
+    ("str", ["a", "b", "c"]),
+])
+def test_foreach_over_any_iterable_in_split_order(runner, kind, values):
+    runner.run(runner.flow("foreach_flow.py"), "run", "--n", "3", "--kind", kind, check=True)
+    from cairn import Flow
+
+    run = Flow("ForeachFlow").latest_run
+    join = run["join"].task.data
+    assert join.values == values
+    assert join.indices == [0, 1, 2]
+    assert join.seen == list(enumerate(values))
+    tasks = list(run["work"])
+    assert sorted((t.index, t.data.seen) for t in tasks) == list(zip(range(3), enumerate(values)))
+
+
+def test_empty_foreach_is_a_clear_error(runner):
+    proc = runner.run(runner.flow("foreach_flow.py"), "run", "--n", "0")
+    assert proc.returncode == 1
+    assert ("Run ForeachFlow/1 failed: step 'start' (task 1) failed: CairnException: foreach over "
+            "self.items in step 'start' has no items; a foreach needs at least one") in proc.stdout
+    from cairn import Flow
+
+    assert [s.id for s in Flow("ForeachFlow").latest_run] == ["start"]
+
+
+def test_max_num_splits_defaults_to_100_with_a_clear_error(runner):
+    proc = runner.run(runner.flow("foreach_flow.py"), "run", "--n", "150")
+    assert proc.returncode == 1
+    assert ("foreach over self.items in step 'start' has 150 items, more than --max-num-splits 100; "
+            "raise it with 'run --max-num-splits 150'") in proc.stdout
+    from cairn import Flow
+
+    assert [s.id for s in Flow("ForeachFlow").latest_run] == ["start"]  # no split was started
+
+
+def test_max_num_splits_can_be_raised(runner):
+    runner.run(runner.flow("foreach_flow.py"), "run", "--n", "150", "--max-num-splits", "100000",
+               "--quiet", check=True)
+    from cairn import Flow
+
+    run = Flow("ForeachFlow").latest_run
+    assert len(list(run["work"])) == 150
+    assert run["join"].task.data.values == [f"item{i}" for i in range(150)]
+
+
+def test_max_num_splits_and_max_workers_must_be_positive(runner):
+    for option in ("--max-num-splits", "--max-workers"):
+        proc = runner.run(runner.flow("foreach_flow.py"), "run", option, "0")
+        assert proc.returncode == 2
+        assert f"argument {option}: must be at least 1, got 0" in proc.stderr
+    assert not runner.root.exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_max_workers_limits_how_many_tasks_run_at_once(runner, workers):
+    runner.run(runner.flow("workers_flow.py"), "run", "--max-workers", str(workers),
+               "--overlap", str(workers), check=True)
+    from cairn import Flow
+
+    join = Flow("WorkersFlow").latest_run["join"].task.data
+    assert join.waited_out is False  # every task saw `workers` tasks at once...
+    assert join.state == {"active": 0, "peak": workers, "entered": 6}  # ...and never more
+
+
+def test_the_counter_sees_overlap_when_workers_allow_it(runner):
+    # The same flow with the default --max-workers 16: all six overlap, so
+    # the counter above would have caught a limit that was not enforced.
+    runner.run(runner.flow("workers_flow.py"), "run", "--overlap", "6", check=True)
+    from cairn import Flow
+
+    join = Flow("WorkersFlow").latest_run["join"].task.data
+    assert join.waited_out is False
+    assert join.state["peak"] == 6
+
+
+# --- switch --------------------------------------------------------------------
+SWITCH_FLOW = """
+    from cairn import FlowSpec, Parameter, step
+
+    class PickFlow(FlowSpec):
+        mode = Parameter("mode", default="low")
+
+        @step
+        def start(self):
+            self.choice = self.mode
+            self.next({"low": self.small, "high": self.big}, condition="choice")
+
+        @step
+        def small(self):
+            self.size = "small"
+            self.next(self.end)
+
+        @step
+        def big(self):
+            self.size = "big"
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    if __name__ == "__main__":
+        PickFlow()
+    """
+
+
+@pytest.mark.parametrize("mode, taken, skipped", [("low", "small", "big"), ("high", "big", "small")])
+def test_switch_takes_the_case_named_by_the_condition(runner, mode, taken, skipped):
+    runner.run(runner.write("pick.py", SWITCH_FLOW), "run", "--mode", mode, check=True)
+    from cairn import Flow
+
+    run = Flow("PickFlow").latest_run
+    assert run.data.size == taken
+    assert {s.id for s in run} == {"start", taken, "end"}
+
+
+def test_switch_with_an_unknown_value_is_a_clear_error(runner):
+    proc = runner.run(runner.write("pick.py", SWITCH_FLOW), "run", "--mode", "medium")
+    assert proc.returncode == 1
+    assert ("Run PickFlow/1 failed: step 'start' (task 1) failed: CairnException: switch in step "
+            "'start': self.choice is 'medium', which matches none of 'low', 'high'") in proc.stdout
