@@ -227,13 +227,15 @@ class DataArtifact(CairnObject):
     def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
                  _root: str | None = None):
         *task_parts, name = _split(pathspec, 5)
-        task = Task("/".join(task_parts), _namespace_check=_namespace_check,
-                    _current_namespace=_current_namespace, _root=_root)
+        task = Task("/".join(task_parts), _namespace_check=False, _root=_root)
         try:
             other = task[name]
         except ChildNotFound as e:
             raise NotFoundError(str(e)) from None
+        task._run._adopt(_resolve_ns(_namespace_check, _current_namespace))
+        task._ns = task._run._ns
         self._init(task, other._rec)
+        _check_namespace(self)
 
     @classmethod
     def _make(cls, task: Task, record: Any) -> DataArtifact:
