@@ -242,3 +242,66 @@ def test_switch_with_an_unknown_value_is_a_clear_error(runner):
     assert proc.returncode == 1
     assert ("Run PickFlow/1 failed: step 'start' (task 1) failed: CairnException: switch in step "
             "'start': self.choice is 'medium', which matches none of 'low', 'high'") in proc.stdout
+
+
+# --- progress output -------------------------------------------------------------
+def run_in_terminal(runner, flow, *args) -> tuple[int, str]:
+    """Runs a flow with a pseudo-terminal as its stdout and stderr, as a user's shell would."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(flow), *args], cwd=runner.dir, env=runner.env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # EIO: every process holding the terminal has exited
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_terminal_shows_one_progress_line_for_a_wide_foreach(runner):
+    code, out = run_in_terminal(runner, runner.flow("foreach_flow.py"), "run", "--n", "30", "--shout", "7")
+    assert code == 0, out
+    assert re.search(r"\[1/work\] 30/30 done, 0 running, 0 failed \([\d.]+ tasks/s, took \d+s\)\n", out), out
+    assert "\x1b[" in out  # the line was redrawn in place while the foreach ran
+    assert not re.search(r"\[1/work/\d+\] Task is starting", out)
+    assert not re.search(r"\[1/work/\d+\] Task finished", out)
+    assert re.search(r"\[1/work/\d+\] item 7 says hello\n", out)  # task output still shows
+    assert "[1/start/1] Task is starting." in out  # narrow steps keep their lines
+    assert "Done! Run ForeachFlow/1 succeeded (33 tasks)." in out
+
+
+def test_terminal_progress_line_counts_a_failed_task(runner):
+    code, out = run_in_terminal(runner, runner.flow("foreach_flow.py"), "run", "--n", "30", "--fail", "3",
+                                "--max-workers", "2")
+    assert code == 1
+    assert re.search(r"\[1/work/\d+\] Task failed: ValueError: item 3 fails on purpose\n", out), out
+    assert re.search(r"\[1/work\] \d+/30 done, 0 running, 1 failed \(.*, stopped after \d+s\)\n", out), out
+
+
+def test_without_a_terminal_output_stays_line_based(runner):
+    proc = runner.run(runner.flow("foreach_flow.py"), "run", "--n", "30", check=True)
+    assert len(re.findall(r"\[1/work/\d+\] Task is starting\.\n", proc.stdout)) == 30
+    assert "\x1b[" not in proc.stdout
+    assert "done," not in proc.stdout
+
+
+def test_quiet_on_a_terminal_stays_line_based(runner):
+    code, out = run_in_terminal(runner, runner.flow("foreach_flow.py"), "--quiet", "run", "--n", "30",
+                                "--shout", "7")
+    assert code == 0, out
+    assert "\x1b[" not in out
+    assert "Task is starting" not in out
+    assert "done," not in out
+    assert re.search(r"\[1/work/\d+\] item 7 says hello\n", out)
+    assert "Done! Run ForeachFlow/1 succeeded (33 tasks)." in out

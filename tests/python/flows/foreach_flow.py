@@ -6,6 +6,8 @@ from cairn import FlowSpec, Parameter, step
 class ForeachFlow(FlowSpec):
     n = Parameter("n", default=4, help="number of items")
     kind = Parameter("kind", default="list", help="list, tuple, range or str")
+    shout = Parameter("shout", default=-1, help="the item that prints a line")
+    fail = Parameter("fail", default=-1, help="the item that fails")
 
     @step
     def start(self):
@@ -23,6 +25,10 @@ class ForeachFlow(FlowSpec):
     @step
     def work(self):
         self.seen = (self.index, self.input)
+        if self.index == self.shout:
+            print(f"item {self.index} says hello")
+        if self.index == self.fail:
+            raise ValueError(f"item {self.index} fails on purpose")
         self.next(self.join)
 
     @step
