@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import threading
 from typing import IO, Any
 
 from . import client
@@ -67,7 +64,7 @@ class Runner:
         self.env = {**os.environ, **(env or {})}
         self.root = _root_for(kwargs.pop("datastore_root", None), self.env, self.cwd)
         self.top_options = [f"--{k.replace('_', '-')}" for k, v in kwargs.items() if v is True]
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: Any = None  # a TemporaryDirectory for the run id files
 
     def run(self, **kwargs: Any) -> ExecutingRun:
         """Runs the flow; keyword arguments are parameters and run options
@@ -91,6 +88,11 @@ class Runner:
         self.cleanup()
 
     def _execute(self, command: str, kwargs: dict[str, Any]) -> ExecutingRun:
+        # Imported here: `import cairn` stays fast for flows that never use a Runner.
+        import subprocess
+        import tempfile
+        import threading
+
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cairn-runner-")
         id_file = os.path.join(self._tmp.name, f"run-id-{command}")

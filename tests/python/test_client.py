@@ -395,3 +395,33 @@ def test_reading_is_safe_while_a_run_writes(runner):
     assert polls > 0 and run.successful and run.finished_at is not None
     assert sorted(t.index for t in run["work"]) == list(range(40))
     assert run.data.total == sum(i * 2 for i in range(40))
+
+
+def test_display_summaries_and_tables(ds):
+    from IPython.lib.pretty import pretty
+
+    run = Run(OK)
+    assert repr(run) == "Run('ClientFlow/1')" and str(run["work"]) == "Step('ClientFlow/1/work')"
+    assert pretty([run]) == "[Run('ClientFlow/1')]"  # short inside a list
+    text = pretty(run)
+    assert text.startswith("Run('ClientFlow/1')  succeeded\n") and "parameters   alpha=3" in text
+    assert "user tags    t1" in text
+    assert "work   3      3          0       0" in text  # tasks, succeeded, failed, cloned
+    assert "summary   dict" in text and "total     int" in text
+    html = run._repr_html_()
+    for piece in ["<b>Run(&#x27;ClientFlow/1&#x27;)</b>", ">succeeded</span>", "<td", ">join<", ">summary<",
+                  ">dict<", f">{run.end_task['summary'].size} B<"]:
+        assert piece in html, piece
+    step_html = run["work"]._repr_html_()
+    assert ">index<" in step_html and step_html.count("<tr>") >= 3 + 1 + 3
+    failed_task = next(t for t in Run(FAILED)["work"] if not t.successful)
+    assert "ValueError: flag file present" in failed_task._repr_html_()
+    assert "cloned from" in pretty(Run(RESUMED)["start"].task)
+    assert ">3<" in Flow("ClientFlow")._repr_html_() and "Latest runs" in pretty(Flow("ClientFlow"))
+    failed = Run(FAILED)
+    failed.add_tag("<b>bold</b>")
+    try:
+        html = Run(FAILED)._repr_html_()
+        assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold" not in html
+    finally:
+        failed.remove_tag("<b>bold</b>")
