@@ -305,3 +305,60 @@ def test_quiet_on_a_terminal_stays_line_based(runner):
     assert "done," not in out
     assert re.search(r"\[1/work/\d+\] item 7 says hello\n", out)
     assert "Done! Run ForeachFlow/1 succeeded (33 tasks)." in out
+
+
+# --- examples --------------------------------------------------------------------
+def run_example(runner, name: str, *args: str):
+    from conftest import EXAMPLES
+
+    proc = runner.run(runner.copy(EXAMPLES / name), "run", *args, check=True)
+    from cairn import Flow
+
+    flow = {"branch.py": "BranchFlow", "foreach.py": "ForeachFlow", "switch.py": "SwitchFlow",
+            "sklearn_sweep.py": "SklearnSweepFlow"}[name]
+    return Flow(flow).latest_run, proc
+
+
+def test_example_branch(runner):
+    run, proc = run_example(runner, "branch.py")
+    assert run.data.summary == {"range": (1.0, 9.0), "mean": 3.875, "median": 3.5}
+    assert run.data.values == [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]  # merged: both branches share it
+    assert run.data.low == 1.0 and run.data.median == 3.5  # merged: one branch set each
+    assert "8 numbers: {'range': (1.0, 9.0), 'mean': 3.875, 'median': 3.5}" in proc.stdout
+
+
+def test_example_foreach(runner):
+    run, _ = run_example(runner, "foreach.py", "--words", '["ab", "xyz"]')
+    assert run.data.lengths == {"ab": 2, "xyz": 3}
+    assert run.data.first_letters == [["a", "b"], ["x", "y"]]
+    cells = sorted(t.data.cell for t in run["letter"])
+    assert cells == [(0, 0, "a", True), (0, 1, "b", False), (1, 0, "x", False), (1, 1, "y", False)]
+
+
+@pytest.mark.parametrize("number, kind, root", [(10.0, "search", 10 ** 0.5), (49.0, "exact", 7.0)])
+def test_example_switch(runner, number, kind, root):
+    run, _ = run_example(runner, "switch.py", "--number", str(number), "--tolerance", "0.001")
+    assert run.data.kind == kind
+    assert abs(run.data.root - root) < 0.001
+    steps = {s.id for s in run}
+    if kind == "exact":
+        assert steps == {"start", "exact", "end"}
+    else:
+        loops = run.data.iterations
+        assert loops > 1
+        assert len(list(run["halve"])) == len(list(run["check"])) == loops  # the loop ran until it exited
+        assert "exact" not in steps
+
+
+def test_example_sklearn_sweep(runner):
+    run, _ = run_example(runner, "sklearn_sweep.py")
+    results = run.data.results
+    grid = run["start"].task.data.grid
+    assert len(results) == len(grid) == len(list(run["train"]))
+    assert list(results["model"]) == list(grid["model"])  # the join saw the rows in grid order
+    best = results["score"].idxmax()
+    assert run.data.best_score == results["score"].max()
+    assert run.data.best_setting["model"] == results.loc[best, "model"]
+    assert 0.8 < run.data.best_score <= 1.0
+    assert run.data.train_accuracy >= 0.9  # the best model was fitted and stored
+    assert type(run.data.best_model).__module__.startswith("sklearn")
