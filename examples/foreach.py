@@ -26,7 +26,7 @@ class ForeachFlow(FlowSpec):
     @step
     def letter(self):
         """One letter of one word: foreach_stack() tells both indices."""
-        (word_index, _, word), (letter_index, _, char) = self.foreach_stack()
+        (word_index, _, _), (letter_index, _, char) = self.foreach_stack()
         self.cell = (word_index, letter_index, char, char in "aeiou")
         self.next(self.count_join)
 

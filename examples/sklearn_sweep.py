@@ -7,6 +7,7 @@ Needs the `examples` extra: pip install "cairn[examples]" (numpy, pandas, scikit
 # Imported at the top on purpose: the warm worker imports them once and every
 # task it forks has them already loaded.
 import pandas as pd
+from cairn import FlowSpec, Parameter, current, step
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -14,8 +15,6 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from cairn import FlowSpec, Parameter, current, step
 
 
 def setting(row: dict, key: str, cast: type):

@@ -220,9 +220,8 @@ def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None,
     found: dict[str, tuple[Any, type]] = {}
     for klass in reversed(flow_cls.__mro__):
         for name, attr in vars(klass).items():
-            if isinstance(attr, (staticmethod, classmethod)) and getattr(attr.__func__, "_cairn_step", False):
-                found[name] = (attr, klass)
-            elif getattr(attr, "_cairn_step", False) is True:
+            wrapped = isinstance(attr, (staticmethod, classmethod)) and getattr(attr.__func__, "_cairn_step", False)
+            if wrapped or getattr(attr, "_cairn_step", False) is True:
                 found[name] = (attr, klass)
     steps: list[StepInfo] = []
     for name, (attr, klass) in found.items():

@@ -165,7 +165,7 @@ class Simulation:
                 entry: Any = label(name, index, value, stack)
             else:
                 entry = name
-            trace = trace + [entry]
+            trace = [*trace, entry]
             self.tasks[name].append(entry)
             t = s["transition"]
             if t == "end":
@@ -179,7 +179,7 @@ class Simulation:
                     arms = [(target, stack) for target in s["next"]]
                 else:
                     values = foreach_values(name)
-                    arms = [(s["next"][0], stack + [(k, len(values), v)]) for k, v in enumerate(values)]
+                    arms = [(s["next"][0], [*stack, (k, len(values), v)]) for k, v in enumerate(values)]
                 results = [self._walk(target, trace, st, dict(artifacts), False) for target, st in arms]
                 joins = {j for j, _ in results}
                 assert len(joins) == 1, joins

@@ -8,7 +8,6 @@ import re
 import sys
 
 import pytest
-
 import shapes
 from cairn.graph import build_spec
 from cairn.show import render

@@ -44,7 +44,7 @@ def rejected(runner, path) -> str:
 
 def problem_lines(stderr: str, path) -> list[tuple[int, str, str]]:
     """(line, step or flow, message) of each reported problem."""
-    pattern = re.compile(rf"{re.escape(str(path))}:(\d+): (?:step|flow) '(\w+)': (.*)$", re.M)
+    pattern = re.compile(rf"{re.escape(str(path))}:(\d+): (?:step|flow) '(\w+)': (.*)$", re.MULTILINE)
     return [(int(m.group(1)), m.group(2), m.group(3)) for m in pattern.finditer(stderr)]
 
 
