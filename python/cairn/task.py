@@ -309,6 +309,15 @@ def _catch(flow: Any, ctx: TaskContext, decorators: list[Any], failure: StepFail
     ctx.next_call = (list(ctx.spec.get("next", [])), None, None)
 
 
+def _no_failure(flow: Any, decorators: list[Any]) -> None:
+    """As in Metaflow, @catch's variable is None when the step succeeded, so
+    that later steps can test `if self.failure:`."""
+    for d in decorators:
+        var = d.attributes.get("var") if d.name == "catch" else None
+        if var and var not in vars(flow):
+            setattr(flow, var, None)
+
+
 def _fallback_failure(payload: dict[str, Any]) -> StepFailure:
     """The failure of a task whose process died (signal, timeout, exit): the
     engine runs a fallback attempt that only records it."""
@@ -389,6 +398,8 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
                 failure = StepFailure(type(e).__name__, _message(e), trace)
                 _catch(flow, ctx, decorators, failure)
                 result["caught"] = str(failure)
+            else:
+                _no_failure(flow, decorators)
         _outcome(flow, ctx, result)
         result["artifacts"] = _persist(flow, ctx)
     except SystemExit as e:

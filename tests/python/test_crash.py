@@ -104,7 +104,7 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
 def test_ctrl_c_kills_and_records_every_task_and_fails_the_run(runner):
     engine, pids = start_hanging_run(runner)
     engine.send_signal(signal.SIGINT)
-    assert engine.wait(timeout=30) != 0
+    assert engine.wait(timeout=30) == 130
     assert wait_until(lambda: all(process_gone(p) for p in pids))
     run = Flow("CrashFlow")["1"]
     assert run.finished and not run.successful

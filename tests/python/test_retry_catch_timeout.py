@@ -104,7 +104,7 @@ from cairn import FlowSpec, catch, current, retry, step
 class CatchFlow(FlowSpec):
     @step
     def start(self):
-        self.next(self.soft, self.hard)
+        self.next(self.soft, self.hard, self.fine)
 
     @catch(var="failure")
     @retry(times=1, minutes_between_retries=0)
@@ -120,11 +120,17 @@ class CatchFlow(FlowSpec):
         os.kill(os.getpid(), signal.SIGSEGV)
         self.next(self.join)
 
+    @catch(var="never")
+    @step
+    def fine(self):
+        self.next(self.join)
+
     @step
     def join(self, inputs):
         self.failure = inputs.soft.failure
         self.partial = inputs.soft.partial
         self.crash = inputs.hard.crash
+        self.never = inputs.fine.never
         self.next(self.end)
 
     @step
@@ -162,6 +168,9 @@ def test_catch_stores_the_failure_and_the_flow_continues(runner):
     assert crash.type == "TaskKilled" and crash.message == "the task was killed by signal 11 (SIGSEGV)"
     assert "@catch" not in Task(hard.pathspec, attempt=1).stderr  # print_exception=False
 
+    # A step that succeeds sets the variable to None, as in Metaflow.
+    fine = run["fine"].task
+    assert fine.data.never is None and fine.attempts[0].reason == ""
     assert run["end"].task.data.failure.message == "bad on attempt 1"
     assert "caught: ValueError: bad on attempt 1 | TaskKilled: the task was killed by signal 11" in proc.stdout
 
