@@ -6,6 +6,7 @@ interpreter started by `python flow.py step` (the standalone path)."""
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -43,7 +44,7 @@ class StepFailure(Exception):
     and traceback as text, so that it unpickles in any process, with or
     without the modules that defined the original exception."""
 
-    def __init__(self, type: str = "Exception", message: str = "", stacktrace: str = ""):  # noqa: A002
+    def __init__(self, type: str = "Exception", message: str = "", stacktrace: str = ""):
         super().__init__(type, message, stacktrace)
         self.type = type
         self.message = message
@@ -239,7 +240,7 @@ def preload(payload: dict[str, Any], store: Any) -> None:
 def _persist(flow: Any, ctx: TaskContext) -> list[Record]:
     out: dict[str, Record] = dict(ctx.inherited)
     for name, value in vars(flow).items():
-        if name.startswith("_cairn") or name.startswith("__"):
+        if name.startswith(("_cairn", "__")):
             continue
         if name in ctx.loaded and ctx.loaded[name] is value and (
             name in ctx.param_names or isinstance(value, _IMMUTABLE)
@@ -256,7 +257,7 @@ def _outcome(flow: Any, ctx: TaskContext, result: dict[str, Any]) -> None:
         return
     if ctx.next_call is None:
         raise CairnException(f"step '{ctx.step}' finished without calling self.next(...)")
-    names, foreach, condition = ctx.next_call
+    names, foreach, _ = ctx.next_call
     if names != spec.get("next") or foreach != spec.get("foreach"):
         raise CairnException(
             f"step '{ctx.step}' called self.next({', '.join(names)}) but its source says "
@@ -416,10 +417,8 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):  # a closed or broken stream: nothing to flush
                 stream.flush()
-            except Exception:  # noqa: BLE001
-                pass
     _write_all(result_fd, json.dumps(result).encode())
     return code
 

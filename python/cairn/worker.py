@@ -4,6 +4,7 @@ per task on the engine's request. Protocol: docs/architecture.md."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -71,6 +72,12 @@ def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tupl
         os._exit(code)
 
 
+def _kill_groups(children: dict[int, int]) -> None:
+    for pid in list(children):
+        with contextlib.suppress(OSError):  # the group is already gone
+            os.killpg(pid, signal.SIGKILL)
+
+
 def _kill_groups_on_parent_death(children: dict[int, int]) -> None:
     """If the run process dies (even by kill -9), the kernel sends us SIGTERM
     and we SIGKILL every task's process group before exiting: a task dies
@@ -78,11 +85,7 @@ def _kill_groups_on_parent_death(children: dict[int, int]) -> None:
     started (a `sleep`, a training script) would otherwise live on."""
 
     def on_parent_death(*_: Any) -> None:
-        for pid in list(children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill_groups(children)
         os._exit(1)
 
     signal.signal(signal.SIGTERM, on_parent_death)
@@ -132,10 +135,8 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         except InterruptedError:
             continue
         if wake_r in ready:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 4096)
-            except BlockingIOError:
-                pass
         reap()
         if sock not in ready:
             continue
@@ -146,10 +147,8 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         if request is None:
             break
         header, payload_text, fds = request
-        try:
+        with contextlib.suppress(Exception):  # the child reports it properly
             task.preload(json.loads(payload_text), store)
-        except Exception:  # noqa: BLE001 - the child reports it properly
-            pass
         sys.stdout.flush()
         sys.stderr.flush()
         # SIGTERM waits until the child is in `children`, so that the
@@ -159,19 +158,13 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         if pid == 0:
             _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload_text, fds)
         children[pid] = header["key"]
-        try:
+        with contextlib.suppress(OSError):  # the child did it first, or has already exited
             os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child did it first, or has already exited
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         for fd in fds:
             os.close(fd)
         send({"key": header["key"], "pid": pid})
         reap()
     # The engine is gone or done: nothing of a task may outlive us.
-    for pid in list(children):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    _kill_groups(children)
     os._exit(0)

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cairn import Flow, _core
 
 pytestmark = pytest.mark.e2e
@@ -139,7 +138,7 @@ def test_failure_is_recorded_and_a_running_sibling_finishes(runner, mode):
     # The terminal: the end of stderr, then the reason on one line.
     out = proc.stdout
     assert re.search(r"\[1/bad/2\] Task failed; the end of its stderr:\n(    .*\n)*    about to fail", out), out
-    assert re.search(r"\[1/bad/2\] Task failed: " + reason.lstrip("^").rstrip("$"), out, re.M), out
+    assert re.search(r"\[1/bad/2\] Task failed: " + reason.lstrip("^").rstrip("$"), out, re.MULTILINE), out
     assert f"Run ModesFlow/1 failed: step 'bad' (task 2) failed: {attempt.reason}" in out
 
     if mode == "exception":
@@ -295,9 +294,9 @@ def test_corrupt_or_missing_blob_is_reported_with_the_artifact_pathspec(runner):
 
     start = Flow("CorruptFlow")["1"]["start"].task
     with pytest.raises(_core.DatastoreError, match=r"artifact CorruptFlow/1/start/1/raw: .*does not match"):
-        start.data.raw
+        _ = start.data.raw
     with pytest.raises(_core.NotFoundError, match=r"artifact CorruptFlow/1/start/1/numbers: .*not found"):
-        start.data.numbers
+        _ = start.data.numbers
 
     # A task reading the corrupt input fails, naming it, instead of using it.
     proc = runner.run(flow, "resume", "end")

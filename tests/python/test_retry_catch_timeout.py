@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cairn import Flow, Task, catch, retry, timeout
 from cairn.task import StepFailure
 from test_failures import process_gone, wait_until
@@ -208,7 +207,7 @@ def test_timeout_kills_the_process_group_and_is_retried(runner):
     assert all(a.reason == "the task timed out after 1 s" for a in task.attempts)
     for n in (0, 1):
         pid = int((runner.dir / f"sleep.{n}.pid").read_text())
-        assert wait_until(lambda: process_gone(pid)), f"attempt {n}'s sleep {pid} survived the timeout"
+        assert wait_until(lambda pid=pid: process_gone(pid)), f"attempt {n}'s sleep {pid} survived the timeout"
 
 
 def test_decorator_arguments_follow_metaflow():
