@@ -361,3 +361,12 @@ def test_example_sklearn_sweep(runner):
     assert 0.8 < run.data.best_score <= 1.0
     assert run.data.train_accuracy >= 0.9  # the best model was fitted and stored
     assert type(run.data.best_model).__module__.startswith("sklearn")
+
+
+def test_terminal_progress_totals_a_nested_foreach_and_counts_retries_once(runner):
+    code, out = run_in_terminal(runner, runner.flow("nested_progress_flow.py"), "run")
+    assert code == 0, out
+    # 25 + 26 + 27 inner tasks, over three inner splits; three retried once each.
+    assert re.search(r"\[1/inner\] 78/78 done, 0 running, 0 failed \(.*took \d+s\)\n", out), out
+    assert len(re.findall(r"\[1/inner/\d+\] Task failed: ValueError: retry me \(will retry\)", out)) == 3
+    assert "[1/outer/" in out  # three outer tasks: too narrow for a progress line
