@@ -298,7 +298,7 @@ def test_run_with_applies_a_decorator_to_every_step(runner):
     for name in steps:
         assert run[name].task.attempts[-1].reason == f"@catch caught: RuntimeError: {name} fails"
 
-    proc = runner.run(flow, "run", "--with", "timeout:seconds=1", env={"MODE": "hang"})
+    proc = runner.run(flow, "run", "--with", "timeout:seconds=2", env={"MODE": "hang"})
     assert proc.returncode == 1
     run = Flow("WithFlow")["3"]
     assert run["start"].task.successful
