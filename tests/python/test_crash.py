@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cairn import Flow, _core
 from test_failures import process_gone, wait_until
 
@@ -101,7 +100,7 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     assert resumed.data is not None and resumed["join"].task.data.values == [10, 20, 30]
 
 
-def test_ctrl_c_kills_and_records_every_task_and_fails_the_run(runner):
+def test_ctrl_c_kills_and_records_every_task_and_resume_completes_the_run(runner):
     engine, pids = start_hanging_run(runner)
     engine.send_signal(signal.SIGINT)
     assert engine.wait(timeout=30) == 130
@@ -113,3 +112,6 @@ def test_ctrl_c_kills_and_records_every_task_and_fails_the_run(runner):
     for t in tasks:
         assert not t.successful
         assert (t.attempts[0].status, t.attempts[0].reason) == ("killed", "the run was interrupted")
+    runner.run(runner.dir / "crash.py", "resume", check=True)
+    resumed = Flow("CrashFlow")["2"]
+    assert resumed.successful and resumed["start"].task.origin_pathspec == "CrashFlow/1/start/1"
