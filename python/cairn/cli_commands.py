@@ -152,13 +152,13 @@ def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
     from . import client
     from .client_display import dump_lines
 
-    client._use_root(datastore_root(args.datastore_root))
+    root = datastore_root(args.datastore_root)
     parts = args.pathspec.strip("/").split("/")
     if parts and parts[0] == flow_cls.__name__:
         parts = parts[1:]
     if len(parts) not in (2, 3) or not all(parts):
         raise CairnException(f"dump expects RUN_ID/STEP[/TASK_ID], got '{args.pathspec}'")
-    step = client.Step("/".join([flow_cls.__name__, *parts[:2]]), _namespace_check=False)
+    step = client.Step("/".join([flow_cls.__name__, *parts[:2]]), _namespace_check=False, _root=root)
     tasks = [step[parts[2]]] if len(parts) == 3 else list(step)
     include = {n.strip() for n in args.include.split(",") if n.strip()} if args.include else None
     missing = (include or set()) - {name for t in tasks for name in t._artifact_map()}
@@ -182,18 +182,19 @@ def cmd_tag(flow_cls: type, args: argparse.Namespace) -> int:
     [--run-id ID]: one run's tags, or those of every run in your namespace."""
     from . import client
 
-    client._use_root(datastore_root(args.datastore_root))
+    root = datastore_root(args.datastore_root)
     name = flow_cls.__name__
     if args.action == "list" and not args.run_id:
         ns = client.get_namespace()
-        runs = [r for r in client.Flow(name, _namespace_check=False).runs() if ns is None or ns in r.tags]
+        flow = client.Flow(name, _namespace_check=False, _root=root)
+        runs = [r for r in flow.runs() if ns is None or ns in r.tags]
         print(f"Runs of {name} in namespace {ns}:" if runs else f"{name} has no runs in namespace {ns}")
         for run in runs:
             _print_tags(run)
         return 0
     if not args.run_id:
         raise CairnException(f"tag {args.action} needs --run-id RUN_ID")
-    run = client.Run(f"{name}/{args.run_id}", _namespace_check=False)
+    run = client.Run(f"{name}/{args.run_id}", _namespace_check=False, _root=root)
     if args.action in ("add", "remove") and not args.tags:
         raise CairnException(f"tag {args.action} needs at least one TAG")
     if args.action == "add":

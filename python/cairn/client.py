@@ -24,7 +24,6 @@ from .runtime import datastore_root, username
 _UNSET: Any = object()
 _namespace: Any = _UNSET
 _stores: dict[str, Any] = {}
-_root_override: str | None = None
 MAX_TAG_LENGTH = 500
 _FORMS = {1: "Flow('FlowName')", 2: "Run('FlowName/RunID')", 3: "Step('FlowName/RunID/StepName')",
           4: "Task('FlowName/RunID/StepName/TaskID')",
@@ -79,13 +78,7 @@ def _check_namespace(obj: CairnObject) -> None:
 
 # --- the datastore -----------------------------------------------------------
 def _current_root() -> str:
-    return _root_override or datastore_root()
-
-
-def _use_root(root: str | None) -> None:
-    """Points the client at another datastore (the CLI's --datastore-root)."""
-    global _root_override
-    _root_override = root
+    return datastore_root()
 
 
 def _datastore(root: str) -> Any:
@@ -305,8 +298,9 @@ class Run(CairnObject):
                     _resolve_ns(_namespace_check, _current_namespace))
         if _record is None:
             number = _number(run_id, f"Run('{self.pathspec}')")
+            ds = _datastore(self._root)
             try:
-                _record = _datastore(self._root).get_run(flow, number)
+                _record = ds.get_run(flow, number)
             except NotFoundError:
                 raise NotFoundError(f"Run('{self.pathspec}') does not exist in {self._root}") from None
         self._rec = _record

@@ -156,3 +156,13 @@ def test_dump_reports_what_is_missing(ds):
     assert "Task('TagFlow/1/work/99') does not exist" in cli(ds, "dump", "1/work/99", ok=False).stderr
     assert "has no artifact named zz" in cli(ds, "dump", "1/end", "--include", "zz", ok=False).stderr
     assert "expects RUN_ID/STEP[/TASK_ID]" in cli(ds, "dump", "1", ok=False).stderr
+
+
+def test_dump_and_tag_read_the_datastore_root_given(ds, tmp_path):
+    elsewhere = {"CAIRN_HOME": str(tmp_path / "nowhere"), "CAIRN_USER": "carol"}
+    root = ["--datastore-root", str(ds.root)]
+    proc = ds.run(ds.flow_file, *root, "dump", "1/end", "--include", "letters", env=elsewhere)
+    assert proc.returncode == 0 and "['A', 'B']" in proc.stdout, proc.stderr
+    proc = ds.run(ds.flow_file, *root, "tag", "list", "--run-id", "1", env=elsewhere)
+    assert proc.returncode == 0 and "t1, t2" in proc.stdout, proc.stderr
+    assert "no cairn datastore" in ds.run(ds.flow_file, "dump", "1/end", env=elsewhere).stderr
