@@ -39,16 +39,16 @@ build_cpp_tests() {
 case "${1:-}" in
   install)
     install_system
-    install_python test
+    install_python test,examples
     ;;
   hello)
     install_system
-    install_python test
+    install_python test,examples
     cd examples && "$PYTHON" hello.py run
     ;;
   test)
     install_system
-    install_python test
+    install_python test,examples
     build_cpp_tests
     ctest --test-dir build/cpp --output-on-failure -j "$(nproc)"
     "$PYTHON" -m pytest -q
