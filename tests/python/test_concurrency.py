@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-
 from cairn import Flow
 
 pytestmark = pytest.mark.e2e
