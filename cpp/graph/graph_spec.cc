@@ -36,6 +36,7 @@ struct StepSpec {
 struct FlowSpec {
   std::string flow;
   std::string file;
+  int line = 1;  // the class statement: where flow-level problems are reported
   std::vector<StepSpec> steps;
 };
 
@@ -98,6 +99,7 @@ Result<FlowSpec> ParseSpec(std::string_view text) {
     if (!j.is_object()) return Status::InvalidArgument("GraphSpec is not a JSON object");
     spec.flow = Get<std::string>(j, "flow", "");
     spec.file = Get<std::string>(j, "file", "");
+    spec.line = std::max(1, Get<int>(j, "line", 1));
     auto steps = j.find("steps");
     if (steps == j.end() || !steps->is_array()) {
       return Status::InvalidArgument("GraphSpec has no \"steps\" array");
@@ -173,10 +175,10 @@ Result<Graph> GraphBuilder::Build() {
   graph_.start_ = Lookup("start");
   graph_.end_ = Lookup("end");
   if (graph_.start_ == kNoStep) {
-    Add(1, "", "no start step; every flow begins with a @step named 'start'");
+    Add(spec_.line, "", "no start step; every flow begins with a @step named 'start'");
   }
   if (graph_.end_ == kNoStep) {
-    Add(1, "", "no end step; every flow finishes with a @step named 'end'");
+    Add(spec_.line, "", "no end step; every flow finishes with a @step named 'end'");
   }
   for (size_t i = 0; i < specs_.size(); ++i) {
     CheckStep(i);

@@ -334,8 +334,6 @@ def check(spec: dict[str, Any], flow_problems: list[FlowProblem] | None = None) 
                 lines.append((0, text))
                 continue
             line = int(m.group("line"))
-            if m.group("rest").startswith("flow ") and line <= 1:
-                line = spec.get("line") or line
             lines.append((line, f"{m.group('file')}:{line}: {m.group('rest')}"))
     if lines:
         lines.sort(key=lambda item: item[0])
