@@ -43,7 +43,11 @@ Result<TaskResult> ParseTaskResult(std::string_view text) {
     json kept = json::object();
     if (doc.contains("exception")) {
       const json& e = doc["exception"];
-      result.exception = e.value("type", std::string("Exception")) + ": " + e.value("message", std::string());
+      // One line: the run's failure summary is a single line; the full message
+      // and traceback stay in the task's stderr and result.
+      std::string message = e.value("message", std::string());
+      message = message.substr(0, message.find('\n'));
+      result.exception = e.value("type", std::string("Exception")) + ": " + message;
       kept["exception"] = e;
     }
     if (doc.contains("caught") && doc["caught"].is_string()) {

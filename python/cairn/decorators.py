@@ -130,7 +130,8 @@ def step(func: Callable) -> Callable:
 
     if not inspect.isfunction(func):
         kind = type(func).__name__
-        return InvalidStep(func, f"@step applied to a {kind}, not to a method")  # type: ignore[return-value]
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        return InvalidStep(func, f"@step applied to {article} {kind}, not to a method")  # type: ignore[return-value]
     func._cairn_step = True  # type: ignore[attr-defined]
     func.__dict__.setdefault("_cairn_decorators", [])
     return func

@@ -58,16 +58,30 @@ def system_tags(user: str) -> list[str]:
 
 def store_parameters(flow_cls: type, cli_values: dict[str, Any], root: str, user: str
                      ) -> tuple[list[list[Any]], dict[str, Any]]:
-    """Resolves every Parameter and stores its value; returns (records, shown values)."""
+    """Resolves every Parameter and stores its value; returns (records, shown values).
+    All values are resolved before anything is written, so a bad one leaves no trace."""
+    params = parameters_of(flow_cls)
+    values = {attr: p.resolve(cli_values.get(attr), flow_cls.__name__, user) for attr, p in params.items()}
     store = _core.ArtifactStore(root)
     records, shown = [], {}
-    for attr, param in parameters_of(flow_cls).items():
-        value = param.resolve(cli_values.get(attr), flow_cls.__name__, user)
+    for attr, param in params.items():
+        value = values[attr]
         segments, encoding = serializers.dumps(value)
         digest, size, _ = store.put(segments)
         records.append([attr, digest, size, serializers.type_name(value), encoding])
-        shown[param.name] = value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+        shown[param.name] = _shown(param, value, cli_values.get(attr))
     return records, shown
+
+
+def _shown(param: Any, value: Any, given: Any) -> Any:
+    """How a parameter's value is kept in the run record (for display and resume)."""
+    if getattr(param, "IS_INCLUDE_FILE", False):
+        return given if given is not None else param.default
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
