@@ -47,6 +47,9 @@ class Measurement:
     exit_code: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0                # user + system, of the root and its reaped descendants
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    minflt: int = 0                   # minor page faults (copy-on-write after fork among them)
     root_peak_mb: float = 0.0
     max_proc_peak_mb: float = 0.0
     rss_sum_peak_mb: float = 0.0
@@ -233,6 +236,7 @@ def run_measured(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path,
             proc.returncode = os.waitstatus_to_exitcode(status)
         m.exit_code = proc.returncode
         m.cpu_s = usage.ru_utime + usage.ru_stime
+        m.user_s, m.sys_s, m.minflt = usage.ru_utime, usage.ru_stime, usage.ru_minflt
         m.max_proc_peak_mb = usage.ru_maxrss * 1024 / MB
         # A forked child starts with the harness's peak as its ru_maxrss floor.
         m.extra["harness_peak_mb"] = _hwm_bytes(os.getpid()) / MB
