@@ -70,6 +70,14 @@ def machine() -> dict[str, Any]:
         repo = Path(__file__).resolve().parents[1]
         info["cairn_commit"] = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                                               check=False, capture_output=True, text=True).stdout.strip()
+        # Several engineers share the working tree: say what was measured.
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "cpp", "python"],
+                                check=False, capture_output=True, text=True).stdout
+        info["uncommitted"] = sorted(line[3:] for line in status.splitlines())
+        core = subprocess.run([sys.executable, "-c", "import cairn._core as c; print(c.__file__)"],
+                              check=False, capture_output=True, text=True).stdout.strip()
+        if core:
+            info["core_built"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(core)))
     except OSError:
         pass
     return info
