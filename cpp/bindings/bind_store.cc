@@ -7,6 +7,7 @@
 #include "bindings/errors.h"
 #include "store/artifact_store.h"
 #include "store/datastore.h"
+#include "util/digest.h"
 
 namespace py = pybind11;
 
@@ -39,6 +40,17 @@ py::list GetBlob(const ArtifactStore& store, const std::string& digest) {
   return segments;
 }
 
+std::string DigestOfParts(const py::list& parts) {
+  std::vector<py::buffer_info> infos;
+  std::vector<ByteView> views;
+  infos.reserve(parts.size());
+  for (const py::handle& part : parts) {
+    infos.push_back(py::reinterpret_borrow<py::buffer>(part).request());
+    views.push_back(ByteView{infos.back().ptr, static_cast<size_t>(infos.back().size * infos.back().itemsize)});
+  }
+  return DigestOf(views);
+}
+
 py::tuple PutBlob(ArtifactStore& store, const py::list& parts) {
   std::vector<py::buffer_info> infos;
   std::vector<ByteView> views;
@@ -65,6 +77,8 @@ void BindStore(py::module_& m) {
         return py::buffer_info(bytes.data(), 1, py::format_descriptor<uint8_t>::format(), 1,
                                {static_cast<py::ssize_t>(bytes.size())}, {1}, /*readonly=*/false);
       });
+
+  m.def("digest", &DigestOfParts, "The digest a blob of these buffers has (no I/O).");
 
   py::class_<ArtifactStore>(m, "ArtifactStore")
       .def(py::init<std::string>(), py::arg("root"))
@@ -129,6 +143,10 @@ void BindStore(py::module_& m) {
       .def("tasks", [](Datastore& d, int64_t run_id, const std::string& step) { return Unwrap(d.Tasks(run_id, step)); },
            py::arg("run_id"), py::arg("step") = "")
       .def("get_task", [](Datastore& d, int64_t run_id, int64_t task_id) { return Unwrap(d.GetTask(run_id, task_id)); })
+      .def("get_blob", [](Datastore& d, const std::string& digest) {
+        std::string data = Unwrap(d.GetBlob(digest));
+        return py::bytes(data);
+      })
       .def("add_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& tags) {
         ThrowIfError(d.AddTags(run_id, tags));
       })

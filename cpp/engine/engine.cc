@@ -88,6 +88,9 @@ class Engine::RunState : public OutputSink {
   // Resume.
   std::unordered_map<std::string, TaskRecord> origin_;  // clone key -> succeeded task
   std::vector<bool> rerun_;                               // by StepId
+  // Small blobs of this run (and its origin), by digest, for payloads.
+  std::unordered_map<std::string, std::string> blobs_;
+  nlohmann::json flow_payload_;                           // parsed once
 };
 
 Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSink& sink)
@@ -101,6 +104,8 @@ Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::func
 
 Status Engine::RunState::Prepare() {
   CAIRN_ASSIGN_OR_RETURN(params_, ArtifactsFromJson(options_.param_artifacts_json));
+  flow_payload_ = json::parse(options_.flow_payload_json, nullptr, /*allow_exceptions=*/false);
+  if (flow_payload_.is_discarded()) return Status::InvalidArgument("flow_payload_json is not JSON");
   NewRun run;
   run.flow = e_.graph_.flow_name();
   run.user = options_.user;
@@ -127,6 +132,8 @@ Status Engine::RunState::Prepare() {
   rerun_.assign(e_.graph_.steps().size(), options_.origin_run_id == 0);
   if (options_.origin_run_id) {
     CAIRN_ASSIGN_OR_RETURN(std::vector<TaskRecord> origin, e_.store_.Tasks(options_.origin_run_id));
+    CAIRN_ASSIGN_OR_RETURN(auto origin_blobs, e_.store_.BlobsOfRun(options_.origin_run_id));
+    for (auto& [digest, data] : origin_blobs) blobs_.emplace(std::move(digest), std::move(data));
     std::vector<StepId> from;
     for (const auto& name : options_.resume_steps) {
       StepId id = e_.graph_.Find(name);
@@ -237,7 +244,7 @@ std::string Engine::RunState::BuildPayload(TaskKey key) {
   const PlannedTask& t = plan_.task(key);
   const Step& step = e_.graph_.step(t.step);
   json p;
-  p["flow"] = json::parse(options_.flow_payload_json);
+  p["flow"] = flow_payload_;
   p["run_id"] = run_id_;
   p["step"] = step.name;
   p["task_id"] = key;
@@ -267,7 +274,20 @@ std::string Engine::RunState::BuildPayload(TaskKey key) {
   json stack = json::array();
   for (const SplitFrame& f : t.stack) stack.push_back(FrameJson(f));
   p["stack"] = std::move(stack);
-  return p.dump();
+  // Small blobs travel with the payload, so the task never looks for them.
+  std::vector<std::pair<const std::string*, const std::string*>> blobs;
+  std::unordered_set<std::string_view> seen;
+  auto add = [&](const std::vector<ArtifactRecord>& artifacts) {
+    for (const ArtifactRecord& a : artifacts) {
+      auto it = blobs_.find(a.digest);
+      if (it != blobs_.end() && seen.insert(it->first).second) blobs.emplace_back(&it->first, &it->second);
+    }
+  };
+  for (TaskKey parent : t.parents) add(task(parent).artifacts);
+  for (const SplitFrame& f : t.stack) {
+    if (f.foreach) add(task(f.split_task).artifacts);
+  }
+  return JoinBlobs(p, blobs);
 }
 
 Status Engine::RunState::StartTask(TaskKey key) {
@@ -427,6 +447,7 @@ void Engine::RunState::Succeed(TaskKey key, TaskResult result, double finished_a
   Task& rt = task(key);
   rt.artifacts = std::move(result.artifacts);
   rt.outcome_json = result.outcome_json.empty() ? "{}" : result.outcome_json;
+  for (const auto& [digest, data] : result.blobs) blobs_.emplace(digest, data);
   Status st = plan_.TaskSucceeded(key, result.outcome);
   if (!st.ok()) {
     rt.attempts.back().status = "failed";
@@ -437,6 +458,7 @@ void Engine::RunState::Succeed(TaskKey key, TaskResult result, double finished_a
   summary_.tasks_succeeded++;
   Record(key, "succeeded");
   pending_.back().finished_at = finished_at;
+  pending_.back().blobs = std::move(result.blobs);
   TaskEnd end;
   end.succeeded = true;
   e_.sink_.TaskFinished(EventFor(key), end);

@@ -35,11 +35,39 @@ Result<std::vector<ArtifactRecord>> ArtifactsFromJson(std::string_view text) {
   }
 }
 
+std::string JoinBlobs(json& doc,
+                      const std::vector<std::pair<const std::string*, const std::string*>>& blobs) {
+  if (blobs.empty()) return doc.dump();
+  json index = json::array();
+  size_t total = 0;
+  for (const auto& [digest, data] : blobs) {
+    index.push_back(json::array({*digest, data->size()}));
+    total += data->size();
+  }
+  doc["blobs"] = std::move(index);
+  std::string text = doc.dump();
+  text.reserve(text.size() + 1 + total);
+  text.push_back('\0');
+  for (const auto& [digest, data] : blobs) text.append(*data);
+  return text;
+}
+
 Result<TaskResult> ParseTaskResult(std::string_view text) {
   try {
-    json doc = json::parse(text);
+    size_t nul = text.find('\0');
+    std::string_view binary = nul == std::string_view::npos ? std::string_view() : text.substr(nul + 1);
+    json doc = json::parse(text.substr(0, nul));
     if (!doc.is_object()) return Status::InvalidArgument("task result is not a JSON object");
     TaskResult result;
+    if (doc.contains("blobs")) {
+      size_t offset = 0;
+      for (const json& b : doc["blobs"]) {
+        size_t length = b.at(1).get<size_t>();
+        if (offset + length > binary.size()) return Status::InvalidArgument("task result: blob section is short");
+        result.blobs.emplace_back(b.at(0).get<std::string>(), std::string(binary.substr(offset, length)));
+        offset += length;
+      }
+    }
     json kept = json::object();
     if (doc.contains("exception")) {
       const json& e = doc["exception"];

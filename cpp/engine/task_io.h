@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -22,7 +23,17 @@ struct TaskResult {
   std::string exception;     // "ValueError: bad value" if the step raised
   std::string caught;        // what @catch caught, if the step failed but the flow goes on
   std::string outcome_json;  // what is kept in TaskRecord::result_json
+  // Small blobs the task produced: (digest, content). See SplitBlobs.
+  std::vector<std::pair<std::string, std::string>> blobs;
 };
+
+// Payloads and results are a JSON document, then optionally a NUL byte and
+// the content of small blobs, back to back, in the order of the document's
+// "blobs" list of [digest, length]. Raw bytes: no base64 on the hot path.
+// Appends the blob section for `blobs` to `doc` (which lacks "blobs") and
+// returns the whole text.
+std::string JoinBlobs(nlohmann::json& doc,
+                      const std::vector<std::pair<const std::string*, const std::string*>>& blobs);
 
 // Parses what a task wrote to its result channel.
 Result<TaskResult> ParseTaskResult(std::string_view text);

@@ -1,5 +1,7 @@
 #include "store/datastore.h"
 
+#include "util/digest.h"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -28,6 +30,9 @@ constexpr SchemaMigration kMigrations[] = {
     // schema_version row, and possibly no meta table.
     {"add the meta table",
      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"},
+    // 1 → 2: small blobs move into the database.
+    {"add the blobs table",
+     "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion,
               "every schema version needs a migration step from the one before");
@@ -141,7 +146,7 @@ struct Datastore::State {
   std::mutex mu;
 
   Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists;
-  Stmt insert_task, insert_attempt, insert_artifact;
+  Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
   Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run;
   TaskQueries of_run, of_step, of_task;
 
@@ -171,6 +176,11 @@ Status Datastore::State::Prepare() {
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_artifact,
        "INSERT INTO artifacts (run_id, " ARTIFACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+      {&insert_blob, "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)"},
+      {&blob, "SELECT data FROM blobs WHERE digest = ?1"},
+      {&blobs_of_run,
+       "SELECT b.digest, b.data FROM blobs b WHERE b.digest IN "
+       "(SELECT digest FROM artifacts WHERE run_id = ?1)"},
       {&flows, "SELECT name FROM flows ORDER BY name"},
       {&runs_of_flow,
        "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 ORDER BY run_id DESC LIMIT ?2"},
@@ -358,6 +368,10 @@ Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {
                .Bind(5, a.size).Bind(6, a.type).Bind(7, a.encoding)
                .Run();
     }
+    for (const auto& [digest, data] : t.blobs) {
+      if (!st.ok()) break;
+      st = s.insert_blob.Reset().Bind(1, digest).BindBlob(2, data).Run();
+    }
     if (!st.ok()) {
       // `txn` rolls the whole batch back.
       return Annotate(st, "recording task " + std::to_string(t.run_id) + "/" +
@@ -365,6 +379,32 @@ Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {
     }
   }
   return txn.Commit();
+}
+
+Result<std::string> Datastore::GetBlob(const std::string& digest) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  Stmt& q = s.blob.Reset().Bind(1, digest);
+  CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+  std::string data = row ? q.ColumnBlob(0) : std::string();
+  // A statement left on a row keeps this connection's read snapshot open:
+  // the reader would stop seeing new writes.
+  q.Reset();
+  if (!row) return Status::NotFound("no blob " + digest);
+  ByteView view{data.data(), data.size()};
+  if (DigestOf(std::span<const ByteView>(&view, 1)) != digest) {
+    return Status::Corruption("blob " + digest + " in " + kDbFile + " does not match its digest");
+  }
+  return data;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Datastore::BlobsOfRun(int64_t run_id) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<std::pair<std::string, std::string>> out;
+  Stmt& q = s.blobs_of_run.Reset().Bind(1, run_id);
+  CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) { out.emplace_back(row.ColumnText(0), row.ColumnBlob(1)); }));
+  return out;
 }
 
 Status Datastore::AddTags(int64_t run_id, const std::vector<std::string>& tags) {

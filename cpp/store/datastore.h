@@ -8,13 +8,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
 
 namespace cairn {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct ArtifactRecord {
   std::string name;
@@ -48,6 +49,9 @@ struct TaskRecord {
   double finished_at = 0;
   std::vector<AttemptRecord> attempts;
   std::vector<ArtifactRecord> artifacts;
+  // Small blobs this task produced, stored in the database with the task:
+  // (digest, content). Written by RecordTasks; not filled in by reads.
+  std::vector<std::pair<std::string, std::string>> blobs;
 };
 
 struct RunRecord {
@@ -105,6 +109,11 @@ class Datastore {
   // artifacts filled in.
   Result<std::vector<TaskRecord>> Tasks(int64_t run_id, const std::string& step = "");
   Result<TaskRecord> GetTask(int64_t run_id, int64_t task_id);
+  // A small blob kept in the database; kNotFound if it is not there,
+  // kCorruption if its content no longer matches its digest.
+  Result<std::string> GetBlob(const std::string& digest);
+  // Every small blob an artifact of `run_id` refers to (resume needs them).
+  Result<std::vector<std::pair<std::string, std::string>>> BlobsOfRun(int64_t run_id);
 
  private:
   struct State;

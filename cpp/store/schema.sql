@@ -64,3 +64,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
   encoding TEXT NOT NULL,
   PRIMARY KEY (run_id, task_id, name)
 ) WITHOUT ROWID;
+-- Small blobs (a few KiB) live here instead of in objects/: a file per tiny
+-- value costs an inode allocation, the most expensive part of a short task.
+-- Same digests as objects/; data is the blob's single segment, uncompressed.
+CREATE TABLE IF NOT EXISTS blobs (
+  digest TEXT PRIMARY KEY,
+  data   BLOB NOT NULL
+) WITHOUT ROWID;

@@ -247,6 +247,11 @@ Stmt& Stmt::Bind(int index, std::string_view value) {
   return *this;
 }
 
+Stmt& Stmt::BindBlob(int index, std::string_view bytes) {
+  NoteBindError(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT), index);
+  return *this;
+}
+
 Result<bool> Stmt::Step() {
   if (bind_rc_ != SQLITE_OK) {
     Status s = ErrorFor(db_, bind_rc_, "binding parameter " + std::to_string(bind_index_) +
@@ -292,6 +297,12 @@ Status Stmt::Run() {
 int64_t Stmt::ColumnInt64(int col) const { return sqlite3_column_int64(stmt_, col); }
 
 double Stmt::ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
+
+std::string Stmt::ColumnBlob(int col) const {
+  const void* data = sqlite3_column_blob(stmt_, col);
+  if (data == nullptr) return std::string();
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
 
 std::string Stmt::ColumnText(int col) const {
   const unsigned char* text = sqlite3_column_text(stmt_, col);

@@ -86,6 +86,7 @@ class Stmt {
   Stmt& Bind(int index, std::string_view value);
   Stmt& Bind(int index, const char* value) { return Bind(index, std::string_view(value)); }
   Stmt& Bind(int index, const std::string& value) { return Bind(index, std::string_view(value)); }
+  Stmt& BindBlob(int index, std::string_view bytes);
 
   // True if a row is ready to read, false when done.
   Result<bool> Step();
@@ -107,6 +108,7 @@ class Stmt {
   int ColumnInt(int col) const { return static_cast<int>(ColumnInt64(col)); }
   double ColumnDouble(int col) const;
   std::string ColumnText(int col) const;
+  std::string ColumnBlob(int col) const;
   bool ColumnIsNull(int col) const;
 
  private:

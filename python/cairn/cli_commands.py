@@ -77,8 +77,8 @@ def cmd_step(flow_cls: type, args: argparse.Namespace) -> int:
     fd = os.environ.get("CAIRN_RESULT_FD")
     if not path or not fd:
         raise CairnException("'step' is run by the engine: CAIRN_TASK_PAYLOAD and CAIRN_RESULT_FD must be set")
-    with open(path) as f:
-        payload = json.load(f)
+    with open(path, "rb") as f:
+        payload = task.decode_payload(f.read())
     _core.die_with_parent(os.getppid())
     spec = spec_for(flow_cls, payload.get("flow", {}).get("with_decorators", []))
     return task.run_task(flow_cls, spec, payload, int(fd))

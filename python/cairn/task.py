@@ -139,6 +139,38 @@ class Inputs:
         return self._by_step[name]
 
 
+# Blobs up to this size are not files: they travel inside payloads and
+# results and the engine keeps them in SQLite (docs/datastore.md). A file per
+# tiny value costs an inode, the largest part of a short task's time.
+INLINE_MAX = 4096
+
+
+def decode_payload(raw: bytes) -> dict[str, Any]:
+    """A payload is JSON, then optionally NUL and the small blobs it lists
+    as [digest, length] under "blobs"; they become {digest: bytes}."""
+    text, sep, binary = raw.partition(b"\0")
+    payload = json.loads(text)
+    blobs: dict[str, bytes] = {}
+    offset = 0
+    for digest, length in payload.get("blobs", []) if sep else []:
+        blobs[digest] = binary[offset:offset + length]
+        offset += length
+    payload["blobs"] = blobs
+    return payload
+
+
+def encode_result(result: dict[str, Any], blobs: dict[str, bytes]) -> bytes:
+    if not blobs:
+        return json.dumps(result).encode()
+    result["blobs"] = [[digest, len(data)] for digest, data in blobs.items()]
+    return json.dumps(result).encode() + b"\0" + b"".join(blobs.values())
+
+
+def _segments(rec: Record, blobs: dict[str, bytes], store: Any) -> list[Any]:
+    data = blobs.get(rec[1])
+    return [memoryview(data)] if data is not None else store.get(rec[1])
+
+
 class TaskContext:
     def __init__(self, payload: dict[str, Any], spec_step: dict[str, Any], store: Any,
                  flow_name: str = ""):
@@ -156,6 +188,8 @@ class TaskContext:
         self.loaded: dict[str, Any] = {}
         self.next_call: tuple[list[str], str | None, str | None] | None = None
         self._cache: dict[str, Any] = {}
+        self.blobs: dict[str, bytes] = payload.get("blobs", {})
+        self.new_blobs: dict[str, bytes] = {}
         if not self.is_join:
             for inp in payload["inputs"]:
                 source = self.pathspec(inp["step"], inp.get("task_id", 0))
@@ -179,7 +213,7 @@ class TaskContext:
             value = _VALUE_CACHE[digest]
         else:
             try:
-                segments = self.store.get(digest)
+                segments = _segments(rec, self.blobs, self.store)
             except CairnError as e:
                 # Never wrong data: the store verified the digest and said no.
                 raise type(e)(f"artifact {source or self.step}/{rec[0]}: {e}") from None
@@ -215,6 +249,11 @@ class TaskContext:
                 f"artifact '{name}' of step '{self.step}' could not be pickled "
                 f"({type(value).__name__}): {e}"
             ) from e
+        if len(segments) == 1 and len(segments[0]) <= INLINE_MAX:
+            data = bytes(segments[0])
+            digest = _core.digest([data])
+            self.new_blobs[digest] = data
+            return [name, digest, len(data), serializers.type_name(value), encoding]
         try:
             digest, size, _ = self.store.put(segments)
         except CairnError as e:
@@ -232,7 +271,7 @@ def preload(payload: dict[str, Any], store: Any) -> None:
         rec = frame.get("artifact")
         if not rec or rec[1] in _VALUE_CACHE:
             continue
-        _VALUE_CACHE[rec[1]] = serializers.loads(store.get(rec[1]), rec[4])
+        _VALUE_CACHE[rec[1]] = serializers.loads(_segments(rec, payload.get("blobs", {}), store), rec[4])
         while len(_VALUE_CACHE) > _VALUE_CACHE_SIZE:
             _VALUE_CACHE.popitem(last=False)
 
@@ -419,7 +458,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # a closed or broken stream: nothing to flush
                 stream.flush()
-    _write_all(result_fd, json.dumps(result).encode())
+    _write_all(result_fd, encode_result(result, ctx.new_blobs if code == 0 else {}))
     return code
 
 

@@ -47,7 +47,7 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], bytes, list[int]
 
 
 def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tuple[int, int],
-           header: dict[str, Any], payload_text: bytes, fds: list[int]) -> None:
+           header: dict[str, Any], payload_text: bytes | dict[str, Any], fds: list[int]) -> None:
     code = 70
     try:
         sock.close()
@@ -67,7 +67,8 @@ def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tupl
         np = sys.modules.get("numpy")
         if np is not None:  # forked children would otherwise share numpy's global RNG state
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
-        code = task.run_task(flow_cls, spec, json.loads(payload_text), fds[2])
+        payload = payload_text if isinstance(payload_text, dict) else task.decode_payload(payload_text)
+        code = task.run_task(flow_cls, spec, payload, fds[2])
     finally:
         os._exit(code)
 
@@ -147,8 +148,10 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         if request is None:
             break
         header, payload_text, fds = request
-        with contextlib.suppress(Exception):  # the child reports it properly
-            task.preload(json.loads(payload_text), store)
+        payload = None
+        with contextlib.suppress(Exception):  # the child decodes again and reports it properly
+            payload = task.decode_payload(payload_text)
+            task.preload(payload, store)
         sys.stdout.flush()
         sys.stderr.flush()
         # SIGTERM waits until the child is in `children`, so that the
@@ -156,7 +159,7 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
-            _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload_text, fds)
+            _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload or payload_text, fds)
         children[pid] = header["key"]
         with contextlib.suppress(OSError):  # the child did it first, or has already exited
             os.setpgid(pid, pid)

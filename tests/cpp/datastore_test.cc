@@ -1,4 +1,5 @@
 #include "store/datastore.h"
+#include "util/digest.h"
 
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -230,11 +231,12 @@ TEST_F(DatastoreTest, ReadOnlyOpenOfMissingDatastoreIsNotFound) {
 
 TEST_F(DatastoreTest, RefusesANewerSchemaVersion) {
   ds_.reset();
-  RawExec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  const std::string newer = std::to_string(kSchemaVersion + 1);
+  RawExec("UPDATE meta SET value = '" + newer + "' WHERE key = 'schema_version'");
   for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly}) {
     Result<std::unique_ptr<Datastore>> ds = Datastore::Open(root_, mode);
     ASSERT_EQ(ds.status().code(), Status::Code::kVersionMismatch) << ds.status().ToString();
-    EXPECT_NE(ds.status().message().find("version 2"), std::string::npos) << ds.status().message();
+    EXPECT_NE(ds.status().message().find("version " + newer), std::string::npos) << ds.status().message();
     EXPECT_NE(ds.status().message().find("version " + std::to_string(kSchemaVersion)),
               std::string::npos)
         << ds.status().message();
@@ -261,6 +263,50 @@ TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
     ASSERT_TRUE(row);
     EXPECT_EQ(version.ColumnText(0), std::to_string(kSchemaVersion));
   }
+}
+
+TEST_F(DatastoreTest, MigratesVersionOneByAddingTheBlobsTable) {
+  ds_.reset();
+  RawExec("DROP TABLE blobs");
+  RawExec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  TaskRecord task = MakeTask(run.run_id, 1, "start");
+  std::string data = "small value";
+  ByteView view{data.data(), data.size()};
+  std::string digest = DigestOf(std::span<const ByteView>(&view, 1));
+  task.blobs.emplace_back(digest, data);
+  ASSERT_OK(ds_->RecordTasks({task}));
+  ASSERT_OK_AND_ASSIGN(std::string back, ds_->GetBlob(digest));
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(DatastoreTest, SmallBlobsAreRecordedWithTheirTaskAndVerifiedOnRead) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  std::string data = "a pickled int, say";
+  ByteView view{data.data(), data.size()};
+  std::string digest = DigestOf(std::span<const ByteView>(&view, 1));
+  TaskRecord task = MakeTask(run.run_id, 1, "start");
+  task.artifacts.assign(1, ArtifactRecord{"x", digest, static_cast<int64_t>(data.size()), "int", "pickle5"});
+  task.blobs.emplace_back(digest, data);
+  TaskRecord twin = MakeTask(run.run_id, 2, "end");  // the same value again: stored once
+  twin.artifacts = task.artifacts;
+  twin.blobs = task.blobs;
+  ASSERT_OK(ds_->RecordTasks({task, twin}));
+
+  ASSERT_OK_AND_ASSIGN(std::string back, ds_->GetBlob(digest));
+  EXPECT_EQ(back, data);
+  ASSERT_OK_AND_ASSIGN(auto of_run, ds_->BlobsOfRun(run.run_id));
+  ASSERT_EQ(of_run.size(), 1u);
+  EXPECT_EQ(of_run[0].first, digest);
+  EXPECT_EQ(ds_->GetBlob(std::string(32, '0')).status().code(), Status::Code::kNotFound);
+
+  ds_.reset();
+  RawExec("UPDATE blobs SET data = X'00'");
+  ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadOnly));
+  Result<std::string> bad = ds_->GetBlob(digest);
+  EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(bad.status().message().find(digest), std::string::npos);
 }
 
 TEST_F(DatastoreTest, GarbledSchemaVersionIsCorruption) {
