@@ -23,21 +23,6 @@ constexpr size_t kFlushBatch = 512;        // records per transaction at most
 constexpr double kFlushInterval = 0.25;    // seconds a finished task may wait to be committed
 constexpr double kInterruptGrace = 10.0;   // seconds to collect killed tasks
 
-const char* SignalName(int sig) {
-  switch (sig) {
-    case 1: return "SIGHUP";
-    case 2: return "SIGINT";
-    case 6: return "SIGABRT";
-    case 7: return "SIGBUS";
-    case 8: return "SIGFPE";
-    case 9: return "SIGKILL: out of memory, or killed by hand";
-    case 11: return "SIGSEGV";
-    case 13: return "SIGPIPE";
-    case 15: return "SIGTERM";
-    default: return "signal";
-  }
-}
-
 }  // namespace
 
 // Everything that lives for one Run call.
@@ -404,26 +389,9 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
     reason = result->exception;
     rt.outcome_json = result->outcome_json;
   } else if (reason.empty()) {
-    switch (exit.kind) {
-      case ExitKind::kExited:
-        reason = exit.exit_code == 0 ? "the task exited without reporting a result"
-                                     : fmt::format("the task exited with code {}", exit.exit_code);
-        break;
-      case ExitKind::kSignaled:
-        reason = fmt::format("the task was killed by signal {} ({})", exit.signal, SignalName(exit.signal));
-        break;
-      case ExitKind::kTimedOut:
-        reason = fmt::format("the task timed out after {:g} s", e_.graph_.step(plan_.task(key).step).options.timeout_s);
-        break;
-      case ExitKind::kLost:
-        reason = rt.last_failure.empty() ? "the task was lost (its worker process died)" : rt.last_failure;
-        break;
-    }
+    reason = DescribeExit(exit, e_.graph_.step(plan_.task(key).step).options.timeout_s, rt.last_failure);
   }
-  attempt.status = exit.kind == ExitKind::kTimedOut  ? "timeout"
-                   : exit.kind == ExitKind::kSignaled ? "killed"
-                   : exit.kind == ExitKind::kLost     ? "lost"
-                                                      : "failed";
+  attempt.status = AttemptStatus(exit.kind);
   attempt.reason = reason;
   rt.last_failure = reason;
 

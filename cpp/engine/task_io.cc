@@ -1,5 +1,6 @@
 #include "engine/task_io.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace cairn {
@@ -100,6 +101,46 @@ Result<TaskResult> ParseTaskResult(std::string_view text) {
   } catch (const json::exception& e) {
     return Status::InvalidArgument(std::string("malformed task result: ") + e.what());
   }
+}
+
+static const char* SignalName(int sig) {
+  switch (sig) {
+    case 1: return "SIGHUP";
+    case 2: return "SIGINT";
+    case 6: return "SIGABRT";
+    case 7: return "SIGBUS";
+    case 8: return "SIGFPE";
+    case 9: return "SIGKILL: out of memory, or killed by hand";
+    case 11: return "SIGSEGV";
+    case 13: return "SIGPIPE";
+    case 15: return "SIGTERM";
+    default: return "signal";
+  }
+}
+
+std::string DescribeExit(const TaskExit& exit, double timeout_s, const std::string& lost_reason) {
+  switch (exit.kind) {
+    case ExitKind::kExited:
+      return exit.exit_code == 0 ? "the task exited without reporting a result"
+                                 : fmt::format("the task exited with code {}", exit.exit_code);
+    case ExitKind::kSignaled:
+      return fmt::format("the task was killed by signal {} ({})", exit.signal, SignalName(exit.signal));
+    case ExitKind::kTimedOut:
+      return fmt::format("the task timed out after {:g} s", timeout_s);
+    case ExitKind::kLost:
+      break;
+  }
+  return lost_reason.empty() ? "the task was lost (its worker process died)" : lost_reason;
+}
+
+const char* AttemptStatus(ExitKind kind) {
+  switch (kind) {
+    case ExitKind::kTimedOut: return "timeout";
+    case ExitKind::kSignaled: return "killed";
+    case ExitKind::kLost: return "lost";
+    case ExitKind::kExited: break;
+  }
+  return "failed";
 }
 
 TaskOutcome OutcomeFromJson(std::string_view result_json) {

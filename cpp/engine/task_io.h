@@ -11,6 +11,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "exec/launcher.h"
 #include "sched/plan.h"
 #include "store/datastore.h"
 #include "util/result.h"
@@ -41,6 +42,13 @@ Result<TaskResult> ParseTaskResult(std::string_view text);
 // [[name, digest, size, type, encoding], ...] <-> records.
 nlohmann::json ArtifactsToJson(const std::vector<ArtifactRecord>& artifacts);
 Result<std::vector<ArtifactRecord>> ArtifactsFromJson(std::string_view text);
+
+// One line saying how a task ended, for a task that left no exception of its
+// own: "the task was killed by signal 11 (SIGSEGV)". `lost_reason` is used
+// for kLost when not empty.
+std::string DescribeExit(const TaskExit& exit, double timeout_s, const std::string& lost_reason);
+// The attempt status recorded for an exit: failed, timeout, killed or lost.
+const char* AttemptStatus(ExitKind kind);
 
 // Reads a TaskOutcome back from TaskRecord::result_json (resume clones).
 TaskOutcome OutcomeFromJson(std::string_view result_json);

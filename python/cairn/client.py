@@ -105,7 +105,7 @@ class _BlobReader:
             try:
                 return [memoryview(_datastore(self.root).get_blob(digest))]
             except NotFoundError:
-                raise NotFoundError(f"blob {digest} is neither in objects/ nor in the database") from None
+                raise NotFoundError(f"blob {digest} not found, neither in objects/ nor in the database") from None
 
     def path_of(self, digest: str) -> str:
         return self.files.path_of(digest)
