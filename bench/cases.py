@@ -307,11 +307,13 @@ CASES: list[Case] = [
     Case("linear10", linear10, [Metric("wall_s", "linear10", "s", _c(0.3))]),
     Case("foreach1k", foreach1k, [
         Metric("wall_s", "foreach1k", "s", _c(2.0)),
+        Metric("cpu_s", "foreach1k CPU, all processes", "s"),
         Metric("unique_peak_mb", "foreach1k mem, all procs (each page once)", "MB", _c(300)),
         Metric("rss_sum_peak_mb", "foreach1k mem, all procs (RSS summed)", "MB"),
     ], metaflow_repeat=1),
     Case("foreach10k", foreach10k, [
         Metric("wall_s", "foreach10k", "s", _c(15.0)),
+        Metric("cpu_s", "foreach10k CPU, all processes", "s"),
         Metric("root_peak_mb", "foreach10k engine peak RSS", "MB", _c(200)),
     ], metaflow_repeat=1, note="Metaflow extrapolated"),
     Case("artifacts", artifacts, [

@@ -209,8 +209,11 @@ def table(cases: list[Case], results: dict, errors: dict, sizes: Sizes, smoke: b
         cairn = results[case.name].get("cairn", [])
         mf = results[case.name].get("metaflow", [])
         for metric in case.metrics:
-            c = median_of(cairn, metric.key)
-            m = median_of(mf, metric.key) if compare and case.metaflow else None
+            key = metric.key
+            if key == "unique_peak_mb" and cairn and median_of(cairn, key) is None:
+                key = "rss_sum_peak_mb"  # no cgroup here: judge on the larger figure
+            c = median_of(cairn, key)
+            m = median_of(mf, key) if compare and case.metaflow else None
             target = metric.target(sizes) if metric.target else None
             err = errors[case.name].get("cairn")
             if err:
@@ -225,7 +228,7 @@ def table(cases: list[Case], results: dict, errors: dict, sizes: Sizes, smoke: b
                 verdict = "pass"
             else:
                 verdict, ok = "**FAIL**", False
-            label = metric.label
+            label = metric.label if key == metric.key else f"{metric.label} [no cgroup: RSS summed]"
             mf_text = fmt(m, metric.unit)
             if m is not None and any(s.get("extrapolated") for s in mf):
                 mf_text += " (extrapolated)"

@@ -12,6 +12,7 @@ are per task, CPU and faults of the children included."""
 
 from __future__ import annotations
 
+import base64
 import cProfile
 import gc
 import importlib.util
@@ -37,6 +38,18 @@ def load_flow(path: str):
                 if isinstance(v, type) and issubclass(v, FlowSpec) and v is not FlowSpec)
 
 
+def load_payloads(path: str) -> list[dict]:
+    """Payloads recorded by hook/sitecustomize.py, small blobs back as bytes."""
+    with open(path) as f:
+        payloads = [json.loads(line) for line in f]
+    for p in payloads:
+        blobs = p.get("blobs")
+        if isinstance(blobs, dict):
+            p["blobs"] = {d: base64.b64decode(v["b64"]) if isinstance(v, dict) else v
+                          for d, v in blobs.items()}
+    return payloads
+
+
 def fresh_root(src_root: str, payload: dict) -> str:
     """A new datastore root holding only the blobs the payload reads."""
     root = tempfile.mkdtemp(prefix="taskcost-", dir=os.path.dirname(src_root))
@@ -47,8 +60,11 @@ def fresh_root(src_root: str, payload: dict) -> str:
         if frame.get("artifact"):
             digests.add(frame["artifact"][1])
     for d in digests:
+        src = f"{src_root}/objects/{d[:2]}/{d[2:]}"
+        if not os.path.exists(src):
+            continue  # a small blob: it travels in the payload, not as a file
         os.makedirs(f"{root}/objects/{d[:2]}", exist_ok=True)
-        shutil.copy(f"{src_root}/objects/{d[:2]}/{d[2:]}", f"{root}/objects/{d[:2]}/{d[2:]}")
+        shutil.copy(src, f"{root}/objects/{d[:2]}/{d[2:]}")
     return root
 
 
@@ -152,8 +168,7 @@ def puts(root: str, n: int) -> None:
 def main() -> None:
     payload_file, src_root, flow_file = sys.argv[1:4]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 500
-    with open(payload_file) as f:
-        payloads = [json.loads(line) for line in f]
+    payloads = load_payloads(payload_file)
     body = [p for p in payloads if p["step"] == "body"][:n]
     flow_cls = load_flow(flow_file)
     from cairn.cli import spec_for
