@@ -40,26 +40,27 @@ py::list GetBlob(const ArtifactStore& store, const std::string& digest) {
   return segments;
 }
 
+// Views of Python buffers (bytes, memoryview, PickleBuffer.raw()); `infos`
+// keeps each buffer exported while the views are in use.
+std::vector<ByteView> ViewsOf(const py::list& parts, std::vector<py::buffer_info>* infos) {
+  std::vector<ByteView> views;
+  infos->reserve(parts.size());
+  for (const py::handle& part : parts) {
+    infos->push_back(py::reinterpret_borrow<py::buffer>(part).request());
+    const py::buffer_info& info = infos->back();
+    views.push_back(ByteView{info.ptr, static_cast<size_t>(info.size * info.itemsize)});
+  }
+  return views;
+}
+
 std::string DigestOfParts(const py::list& parts) {
   std::vector<py::buffer_info> infos;
-  std::vector<ByteView> views;
-  infos.reserve(parts.size());
-  for (const py::handle& part : parts) {
-    infos.push_back(py::reinterpret_borrow<py::buffer>(part).request());
-    views.push_back(ByteView{infos.back().ptr, static_cast<size_t>(infos.back().size * infos.back().itemsize)});
-  }
-  return DigestOf(views);
+  return DigestOf(ViewsOf(parts, &infos));
 }
 
 py::tuple PutBlob(ArtifactStore& store, const py::list& parts) {
   std::vector<py::buffer_info> infos;
-  std::vector<ByteView> views;
-  infos.reserve(parts.size());
-  for (const py::handle& part : parts) {
-    infos.push_back(py::reinterpret_borrow<py::buffer>(part).request());
-    const py::buffer_info& info = infos.back();
-    views.push_back(ByteView{info.ptr, static_cast<size_t>(info.size * info.itemsize)});
-  }
+  std::vector<ByteView> views = ViewsOf(parts, &infos);
   Result<PutResult> result = [&] {
     py::gil_scoped_release release;
     return store.Put(views);
