@@ -394,14 +394,17 @@ def _decorators_of(flow_cls: type, step_name: str, flow_info: dict[str, Any]) ->
     return decorators
 
 
-def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int) -> int:
-    """Runs one task; returns the process exit code."""
+def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int,
+             store: Any = None) -> int:
+    """Runs one task; returns the process exit code. `store`: the worker's
+    ArtifactStore, shared by its children."""
     # A segfault or abort then leaves the Python stack in the task's stderr.
-    faulthandler.enable(file=sys.stderr, all_threads=False)
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.stderr, all_threads=False)
     step_name = payload["step"]
     spec_step = next(s for s in spec["steps"] if s["name"] == step_name)
     flow_info = payload.get("flow", {})
-    store = _core.ArtifactStore(flow_info["root"])
+    store = store or _core.ArtifactStore(flow_info["root"])
     ctx = TaskContext(payload, spec_step, store, flow_cls.__name__)
     result: dict[str, Any] = {}
     code = 0

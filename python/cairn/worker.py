@@ -5,6 +5,7 @@ per task on the engine's request. Protocol: docs/architecture.md."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import select
@@ -47,7 +48,8 @@ def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], bytes, list[int]
 
 
 def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tuple[int, int],
-           header: dict[str, Any], payload_text: bytes | dict[str, Any], fds: list[int]) -> None:
+           header: dict[str, Any], payload_text: bytes | dict[str, Any], fds: list[int],
+           store: Any) -> None:
     code = 70
     try:
         sock.close()
@@ -62,13 +64,13 @@ def _child(flow_cls: type, spec: dict[str, Any], sock: socket.socket, wake: tupl
         os.close(fds[0])
         os.close(fds[1])
         _core.become_task_process()
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        os.environ.update(header.get("env", {}))
+        if header.get("env"):
+            os.environ.update(header["env"])
         np = sys.modules.get("numpy")
         if np is not None:  # forked children would otherwise share numpy's global RNG state
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
         payload = payload_text if isinstance(payload_text, dict) else task.decode_payload(payload_text)
-        code = task.run_task(flow_cls, spec, payload, fds[2])
+        code = task.run_task(flow_cls, spec, payload, fds[2], store)
     finally:
         os._exit(code)
 
@@ -114,6 +116,11 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     store = _core.ArtifactStore(root)
+    # Set once here rather than in every child: each thing a child does
+    # touches pages it must then copy. Children write to fds 1 and 2 after
+    # dup2, so these objects serve them unchanged.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    faulthandler.enable(file=sys.stderr, all_threads=False)
 
     def send(obj: dict[str, Any]) -> None:
         sock.sendall(json.dumps(obj).encode() + b"\n")
@@ -159,7 +166,7 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
-            _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload or payload_text, fds)
+            _child(flow_cls, spec, sock, (wake_r, wake_w), header, payload or payload_text, fds, store)
         children[pid] = header["key"]
         with contextlib.suppress(OSError):  # the child did it first, or has already exited
             os.setpgid(pid, pid)
