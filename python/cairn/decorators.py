@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .errors import CairnException
 
@@ -13,7 +13,7 @@ class StepDecorator:
     engine reads their options through `graph_options`."""
 
     name = ""
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **attributes: Any):
         unknown = set(attributes) - set(self.defaults)
@@ -41,9 +41,9 @@ class StepDecorator:
         return f"@{self.name}({args})"
 
 
-class retry(StepDecorator):  # noqa: N801 - Metaflow's name
+class retry(StepDecorator):
     name = "retry"
-    defaults = {"times": 3, "minutes_between_retries": 2}
+    defaults: ClassVar[dict[str, Any]] = {"times": 3, "minutes_between_retries": 2}
 
     def graph_options(self) -> dict[str, Any]:
         return {
@@ -52,17 +52,17 @@ class retry(StepDecorator):  # noqa: N801 - Metaflow's name
         }
 
 
-class catch(StepDecorator):  # noqa: N801
+class catch(StepDecorator):
     name = "catch"
-    defaults = {"var": None, "print_exception": True}
+    defaults: ClassVar[dict[str, Any]] = {"var": None, "print_exception": True}
 
     def graph_options(self) -> dict[str, Any]:
         return {"catch": True, "catch_var": self.attributes["var"] or ""}
 
 
-class timeout(StepDecorator):  # noqa: N801
+class timeout(StepDecorator):
     name = "timeout"
-    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
+    defaults: ClassVar[dict[str, Any]] = {"seconds": 0, "minutes": 0, "hours": 0}
 
     def graph_options(self) -> dict[str, Any]:
         a = self.attributes
@@ -70,19 +70,19 @@ class timeout(StepDecorator):  # noqa: N801
         return {"timeout_s": total}
 
 
-class environment(StepDecorator):  # noqa: N801
+class environment(StepDecorator):
     name = "environment"
-    defaults = {"vars": {}}
+    defaults: ClassVar[dict[str, Any]] = {"vars": {}}
 
     def task_env(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
 
 
-class resources(StepDecorator):  # noqa: N801
+class resources(StepDecorator):
     """Accepted for compatibility: a local run has the whole machine."""
 
     name = "resources"
-    defaults = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
+    defaults: ClassVar[dict[str, Any]] = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
 
 
 DECORATORS: dict[str, type[StepDecorator]] = {

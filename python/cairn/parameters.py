@@ -60,8 +60,8 @@ class Parameter:
         self,
         name: str,
         default: Any = None,
-        type: Any = None,  # noqa: A002 - Metaflow's argument name
-        help: str | None = None,  # noqa: A002
+        type: Any = None,
+        help: str | None = None,
         required: bool = False,
         show_default: bool = True,
         **kwargs: Any,
@@ -128,7 +128,7 @@ class IncludeFile(Parameter):
     IS_INCLUDE_FILE = True
 
     def __init__(self, name: str, default: str | None = None, is_text: bool = True,
-                 encoding: str = "utf-8", help: str | None = None, required: bool = False,  # noqa: A002
+                 encoding: str = "utf-8", help: str | None = None, required: bool = False,
                  **kwargs: Any):
         super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
         self.is_text = is_text

@@ -42,7 +42,7 @@ class FlowRunner:
             env: dict | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [sys.executable, str(flow), *args], cwd=self.dir, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check is True and proc.returncode != 0:
             raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
@@ -52,7 +52,7 @@ class FlowRunner:
         """Runs code in a fresh interpreter (as a notebook would) in the flow's folder."""
         return subprocess.run(
             [sys.executable, "-c", textwrap.dedent(code)], cwd=self.dir, env=self.env,
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, check=False,
         )
 
 
@@ -61,7 +61,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FlowRunner:
     r = FlowRunner(tmp_path)
     monkeypatch.setenv("CAIRN_HOME", str(r.root))
     monkeypatch.chdir(tmp_path)
-    import cairn.client as client
+    from cairn import client
 
     client._stores.clear()
     client.namespace(None)

@@ -6,7 +6,6 @@ import re
 import sqlite3
 
 import pytest
-
 from conftest import EXAMPLES
 
 pytestmark = pytest.mark.e2e
@@ -15,8 +14,8 @@ pytestmark = pytest.mark.e2e
 def test_hello_runs_and_prints_prefixed_lines(runner):
     proc = runner.run(runner.copy(EXAMPLES / "hello.py"), "run", check=True)
     out = proc.stdout
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[1/start/1\] Task is starting\.$", out, re.M)
-    assert re.search(r"\[1/end/3\] HELLO$", out, re.M)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[1/start/1\] Task is starting\.$", out, re.MULTILINE)
+    assert re.search(r"\[1/end/3\] HELLO$", out, re.MULTILINE)
     assert "Task finished successfully." in out
     assert "Done! Run HelloFlow/1 succeeded (3 tasks)." in out
 
@@ -136,4 +135,4 @@ def test_check_and_show(runner):
 
 def test_spawn_launcher_runs_the_standalone_step_command(runner):
     proc = runner.run(runner.copy(EXAMPLES / "hello.py"), "run", "--launcher", "spawn", check=True)
-    assert re.search(r"\[1/end/3\] HELLO$", proc.stdout, re.M)
+    assert re.search(r"\[1/end/3\] HELLO$", proc.stdout, re.MULTILINE)

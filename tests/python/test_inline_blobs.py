@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from cairn import Flow, _core
 
 pytestmark = pytest.mark.e2e
