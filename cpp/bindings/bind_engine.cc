@@ -1,4 +1,5 @@
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <pybind11/pybind11.h>
@@ -7,6 +8,7 @@
 #include "bindings/errors.h"
 #include "engine/console_sink.h"
 #include "engine/engine.h"
+#include "exec/fork_server.h"
 #include "exec/interrupt.h"
 #include "exec/process_launcher.h"
 #include "exec/task_process.h"
@@ -80,6 +82,34 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
   return out;
 }
 
+// The worker's loop: returns None in the worker when the engine is done, or
+// (header, payload, (stdout_fd, stderr_fd, result_fd)) in a forked child.
+py::object ServeWorker(int socket_fd, int parent, const py::function& prepare) {
+  std::unique_ptr<ForkServer> server = Unwrap(ForkServer::Start(socket_fd, parent));
+  auto prepare_fn = [&prepare](const ForkRequest& r) {
+    try {
+      prepare(py::str(r.header), py::bytes(r.payload));
+    } catch (py::error_already_set&) {
+      // Only an optimization failed; the child loads what it needs itself.
+    }
+  };
+  // What os.fork() does around fork(): Python's locks and at-fork hooks.
+  auto fork_fn = []() -> pid_t {
+    PyOS_BeforeFork();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      PyOS_AfterFork_Child();
+    } else {
+      PyOS_AfterFork_Parent();
+    }
+    return pid;
+  };
+  std::optional<ForkRequest> request = Unwrap(server->Serve(prepare_fn, fork_fn));
+  if (!request) return py::none();
+  return py::make_tuple(request->header, py::bytes(request->payload),
+                        py::make_tuple(request->fds[0], request->fds[1], request->fds[2]));
+}
+
 }  // namespace
 
 void BindEngine(py::module_& m) {
@@ -87,6 +117,8 @@ void BindEngine(py::module_& m) {
         py::arg("console") = py::dict(),
         "Runs a flow to completion. With worker_fd, tasks are forked by the worker at the other end "
         "of that socket; otherwise each is spawned from options['task_argv'].");
+  m.def("serve_worker", &ServeWorker, py::arg("socket_fd"), py::arg("parent"), py::arg("prepare"),
+        "The worker's request loop (C++: no Python runs between forks).");
   m.def("become_task_process", [] { ThrowIfError(BecomeTaskProcess()); },
         "In a task process: own process group, die with the parent.");
   m.def("die_with_parent", [](int parent) { ThrowIfError(DieWithParent(parent)); });

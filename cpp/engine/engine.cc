@@ -289,6 +289,13 @@ Status Engine::RunState::StartTask(TaskKey key) {
   cmd.key = key;
   cmd.argv = options_.task_argv;
   cmd.payload = BuildPayload(key);
+  for (const SplitFrame& f : t.stack) {
+    if (!f.foreach) continue;
+    const std::string& var = e_.graph_.step(f.split_step).foreach_var;
+    for (const ArtifactRecord& a : task(f.split_task).artifacts) {
+      if (a.name == var) cmd.preload.push_back(a.digest);
+    }
+  }
   cmd.timeout_s = step.options.timeout_s;
   AttemptRecord attempt;
   attempt.attempt = t.attempt;

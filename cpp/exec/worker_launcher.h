@@ -19,7 +19,8 @@ namespace cairn {
 //
 //   Request (engine -> worker), one per task: uint32 header_len, uint32
 //   payload_len (both little-endian), the header, then TaskCommand::payload
-//   verbatim. The header is JSON {"key": <int>, "env": {"NAME": "value"}}.
+//   verbatim. The header is JSON {"key": <int>, "env": {"NAME": "value"},
+//   "preload": [digest, ...]}.
 //   The first sendmsg() of the frame carries SCM_RIGHTS with exactly three
 //   fds: the write ends of the task's stdout, stderr and result pipes. The
 //   worker's child puts them on fds 1, 2 and its result fd, and sets

@@ -43,7 +43,7 @@ Result<std::string> BuildFrame(const TaskCommand& command) {
   }
   std::string header;
   try {
-    header = nlohmann::json{{"key", command.key}, {"env", env}}.dump();
+    header = nlohmann::json{{"key", command.key}, {"env", env}, {"preload", command.preload}}.dump();
   } catch (const nlohmann::json::exception& e) {
     // dump() throws on invalid UTF-8, which JSON cannot carry.
     return Status::InvalidArgument("task " + std::to_string(command.key) +
