@@ -172,15 +172,29 @@ def _class_node(tree: ast.Module | None, klass: type) -> ast.ClassDef | None:
     return found
 
 
+def _source_file(klass: type) -> str | None:
+    """The file that defines a class. inspect finds it through the class's
+    module, which fails for a module that is not in sys.modules (a flow file
+    run with runpy under another name); the methods' code still knows."""
+    try:
+        return inspect.getsourcefile(klass)
+    except TypeError:
+        for attr in vars(klass).values():
+            code = getattr(getattr(attr, "__func__", attr), "__code__", None)
+            if code is not None:
+                return code.co_filename
+        return None
+
+
 def _class_line(klass: type) -> int:
-    file = inspect.getsourcefile(klass)
+    file = _source_file(klass)
     node = _class_node(_tree(os.path.abspath(file)) if file else None, klass)
     return node.lineno if node else 1
 
 
 def _attribute_line(klass: type, name: str) -> int:
     """The line in the class body that defines `name` (an assignment or a def)."""
-    file = inspect.getsourcefile(klass)
+    file = _source_file(klass)
     node = _class_node(_tree(os.path.abspath(file)) if file else None, klass)
     if node is None:
         return 1
@@ -225,7 +239,7 @@ def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None,
                 found[name] = (attr, klass)
     steps: list[StepInfo] = []
     for name, (attr, klass) in found.items():
-        file = os.path.abspath(inspect.getsourcefile(klass) or "<unknown>")
+        file = os.path.abspath(_source_file(klass) or "<unknown>")
         problem = None
         if isinstance(attr, InvalidStep):
             problem = attr.reason
@@ -278,7 +292,7 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
     listing every problem (Python's and the C++ checker's) in line order."""
     flow_problems: list[FlowProblem] = []
     steps = collect_steps(flow_cls, extra, flow_problems)
-    file = os.path.abspath(inspect.getsourcefile(flow_cls) or "<unknown>")
+    file = os.path.abspath(_source_file(flow_cls) or "<unknown>")
     params = parameters_of(flow_cls)
     step_names = {s.name for s in steps}
     for attr_name, p in params.items():

@@ -353,3 +353,29 @@ def test_every_problem_is_listed_in_line_order(runner):
     reported = {(line, step) for line, step, _ in problems}
     marked = marked_lines(path)
     assert reported >= set(zip(marked, ["a", "c", "orphan", "badsig", "weight"])), stderr
+
+
+def test_a_flow_from_a_module_not_in_sys_modules_still_builds_its_graph(tmp_path):
+    """runpy under another name leaves the class's module unimportable:
+    its source is still found through its methods."""
+    import runpy
+
+    from cairn.cli import spec_for
+
+    path = tmp_path / "loose.py"
+    path.write_text(
+        "from cairn import FlowSpec, step\n"
+        "\n"
+        "class LooseFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n"
+        "\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+    )
+    flow_cls = runpy.run_path(str(path), run_name="not_a_module")["LooseFlow"]
+    spec = spec_for(flow_cls)
+    assert [s["name"] for s in spec["steps"]] == ["start", "end"]
+    assert spec["file"] == str(path) and spec["line"] == 3
