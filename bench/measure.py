@@ -1,29 +1,28 @@
 """Runs one command as a whole process and measures it from outside: wall
 time, CPU time, and memory of the process and everything it starts.
 
-Memory is sampled every `interval` seconds while the process runs:
+Targets are judged on high-water marks the kernel keeps exactly, which cost
+the measured process nothing:
 
-- `root_peak_mb`: the root process's own peak RSS (VmHWM from
-  /proc/PID/status, a kernel-kept high-water mark, read at every sample; for
-  cairn the root process is the engine, for Metaflow its runtime).
 - `max_proc_peak_mb`: the largest peak RSS of any single process in the tree
-  (ru_maxrss from wait4; exact, covers every process that was reaped). Linux
+  (ru_maxrss from wait4; covers every process that was reaped). Linux
   carries a process's peak across exec, so a child forked from the harness
   starts at the harness's own peak: the harness therefore stays small (data
   is generated in subprocesses) and records its peak as `harness_peak_mb`.
-- `rss_sum_peak_mb`: the largest sum of RSS over the process tree at one
-  sample (found by walking /proc/PID/task/TID/children). Pages that forked
-  processes share copy-on-write are counted once per process, so for a
-  fork-based launcher this overstates the memory the machine needs.
-- `unique_peak_mb`: when a memory cgroup can be created (cgroup v1 or v2),
-  the command runs in its own cgroup and this is the largest sampled
-  anonymous + mapped-file memory charged to it: every physical page counted
-  once however many processes map it. Page cache that is not mapped (blobs
-  written, files read) is excluded; `cgroup_max_usage_mb` (v1) includes it.
+- `cgroup_max_usage_mb`: when a memory cgroup can be created (v1 or v2), the
+  command runs in its own, and this is the cgroup's peak charge
+  (memory.max_usage_in_bytes, or memory.peak on v2): every physical page
+  counted once however many processes map it, page cache the command wrote
+  included.
 
-Reading /proc directly is what psutil does underneath, minus its scan of every
-process on the machine to find children; the sampler costs about 0.1 ms per
-process per sample."""
+A sampler thread also reads /proc every `interval` seconds (default 50 ms)
+for figures the kernel keeps no mark of: the root's VmHWM while it runs
+(`root_peak_mb`), the largest sum of RSS over the tree (`rss_sum_peak_mb`,
+which counts pages shared copy-on-write once per process) and the cgroup's
+anonymous + mapped-file memory (`unique_peak_mb`). Sampling is an observer
+effect on a 2-core machine: every 5 ms it took 10% of a core (0.44 s of
+harness CPU in a 4.4 s run, bench/profile/sampler_cost.py), so it is kept
+coarse and informational."""
 
 from __future__ import annotations
 
@@ -210,7 +209,7 @@ class _Sampler(threading.Thread):
 
 
 def run_measured(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path,
-                 interval: float = 0.005, timeout: float = 3600, use_cgroup: bool = True
+                 interval: float = 0.05, timeout: float = 3600, use_cgroup: bool = True
                  ) -> Measurement:
     """Runs argv to completion (stdout and stderr to `log`) and measures it."""
     cgroup = Cgroup.create(f"cairn-bench-{os.getpid()}-{time.monotonic_ns()}") if use_cgroup else None
