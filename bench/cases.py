@@ -153,7 +153,8 @@ def foreach10k(ctx: Ctx) -> dict[str, Any]:
 
 def _measure_twice(ctx: Ctx, argv: list[str], label: str) -> dict[str, Any]:
     """Measures a run, then deletes its datastore and measures the same run
-    again at once (`warm_*`), which is what the results are checked on.
+    again at once (`warm_*`, shown for information; targets are judged on
+    the first run).
 
     Why twice: this machine is a VM whose free memory goes back to the host
     (virtio-balloon free page reporting), and touching memory the guest has

@@ -8,8 +8,10 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "util/check.h"
@@ -41,6 +43,13 @@ constexpr size_t kMultithreadSize = 32u << 20;
 constexpr int kZstdWorkers = 2;
 constexpr int kZstdJobSize = 1 << 20;  // zstd's default (8 MiB at level 1) gained nothing
 constexpr size_t kWriteBufferSize = 1u << 20;
+// Raw blobs at least this big are copied into mappings of the preallocated
+// file by kCopyThreads threads instead of write(): filling the page cache is
+// the whole cost of storing them, and on a VM whose memory goes back to the
+// host when free, two threads fill it twice as fast (docs/performance.md).
+constexpr size_t kMappedWriteSize = 32u << 20;
+constexpr int kCopyThreads = 2;
+constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 constexpr size_t kHugePageSize = 2u << 20;
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
@@ -139,6 +148,71 @@ Status WriteRaw(int fd, const std::string& what, const std::vector<uint8_t>& hea
     body += s.size;
   }
   return WriteAllV(fd, iov, what);
+}
+
+// One contiguous copy of a mapped write: `size` bytes from `src` to file
+// offset `offset`.
+struct CopyPiece {
+  size_t offset;
+  const uint8_t* src;
+  size_t size;
+};
+
+// Copies `pieces` into the file through shared mappings, each of
+// kCopyThreads threads one contiguous share of the file. Each window is
+// dropped from the mapping once copied (its pages stay in the page cache,
+// dirty), so a task's RSS grows by a window per thread, not by the blob.
+Status CopyIntoFile(int fd, const std::vector<CopyPiece>& pieces, size_t file_size,
+                    const std::string& what) {
+  static const size_t kPage = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t share = (file_size + kCopyThreads - 1) / kCopyThreads;
+  share = (share + kPage - 1) / kPage * kPage;
+  std::atomic<int> failed_errno{0};
+  auto copy_share = [&](int t) {
+    size_t lo = std::min(file_size, t * share), hi = std::min(file_size, lo + share);
+    if (lo == hi) return;
+    void* map = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(lo));
+    if (map == MAP_FAILED) {
+      failed_errno = errno;
+      return;
+    }
+    uint8_t* base = static_cast<uint8_t*>(map) - lo;  // base + file offset = its address
+    for (size_t w = lo; w < hi; w += kMapWindow) {
+      size_t end = std::min(hi, w + kMapWindow);
+      for (const CopyPiece& p : pieces) {
+        size_t from = std::max(w, p.offset), to = std::min(end, p.offset + p.size);
+        if (from < to) std::memcpy(base + from, p.src + (from - p.offset), to - from);
+      }
+      ::madvise(base + w, end - w, MADV_DONTNEED);
+    }
+    ::munmap(map, hi - lo);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < kCopyThreads; ++t) threads.emplace_back(copy_share, t);
+  copy_share(0);
+  for (std::thread& t : threads) t.join();
+  if (failed_errno != 0) return Status::FromErrno(failed_errno, "mmap " + what);
+  return Status::OK();
+}
+
+// A raw blob written through shared mappings of the file, preallocated so
+// that no page fault can find the disk full. Returns false, having written
+// nothing, where the file system cannot preallocate.
+Result<bool> TryWriteRawMapped(int fd, const std::string& what, const std::vector<uint8_t>& header,
+                               std::span<const ByteView> segments, const Layout& layout) {
+  size_t file_size = header.size() + layout.end;
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(file_size)) != 0) {
+    if (errno == EOPNOTSUPP) return false;
+    return Status::FromErrno(errno, "allocate " + what);
+  }
+  // Padding needs no copy: preallocated bytes read as zeros.
+  std::vector<CopyPiece> pieces{{0, header.data(), header.size()}};
+  for (size_t i = 0; i < segments.size(); ++i) {
+    pieces.push_back({header.size() + layout.offsets[i], static_cast<const uint8_t*>(segments[i].data),
+                      segments[i].size});
+  }
+  CAIRN_RETURN_IF_ERROR(CopyIntoFile(fd, pieces, file_size, what));
+  return true;
 }
 
 Status WriteZstd(int fd, const std::string& what, const std::vector<uint8_t>& header,
@@ -321,10 +395,23 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   std::string tmp = UniqueTempPath(path);
   // Read-only: a blob never changes, and a raw blob's unmodified pages are
   // shared with the file by every reader's private mapping.
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  // Read-write (a shared mapping needs both) though the mode is read-only:
+  // the mode applies to later opens.
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  Status s = codec == kRaw ? WriteRaw(fd, tmp, header, segments)
-                           : WriteZstd(fd, tmp, header, segments, result.size);
+  Status s;
+  bool written = false;
+  if (codec == kZstd) {
+    s = WriteZstd(fd, tmp, header, segments, result.size);
+    written = true;
+  } else if (result.size >= kMappedWriteSize) {
+    std::vector<uint64_t> lengths;
+    for (const ByteView& seg : segments) lengths.push_back(seg.size);
+    Result<bool> mapped = TryWriteRawMapped(fd, tmp, header, segments, LayOut(lengths));
+    s = mapped.status();
+    written = !mapped.ok() || *mapped;
+  }
+  if (!written) s = WriteRaw(fd, tmp, header, segments);
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = Status::FromErrno(errno, "stat " + tmp);
   // No fsync, deliberately (docs/datastore.md): a crash of the process
