@@ -2,6 +2,7 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -82,8 +83,9 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
   return out;
 }
 
-// The worker's loop: returns None in the worker when the engine is done, or
-// (header, payload, (stdout_fd, stderr_fd, result_fd)) in a forked child.
+// The worker's loop: returns None in the worker when the engine is done, or,
+// in a forked child that has become the task's process (BecomeForkedTask),
+// (env, payload, result_fd): env is the header's "env" as a dict, or None.
 py::object ServeWorker(int socket_fd, int parent, const py::function& prepare) {
   std::unique_ptr<ForkServer> server = Unwrap(ForkServer::Start(socket_fd, parent));
   auto prepare_fn = [&prepare](const ForkRequest& r) {
@@ -106,8 +108,15 @@ py::object ServeWorker(int socket_fd, int parent, const py::function& prepare) {
   };
   std::optional<ForkRequest> request = Unwrap(server->Serve(prepare_fn, fork_fn));
   if (!request) return py::none();
-  return py::make_tuple(request->header, py::bytes(request->payload),
-                        py::make_tuple(request->fds[0], request->fds[1], request->fds[2]));
+  ThrowIfError(BecomeForkedTask(request->fds[0], request->fds[1]));
+  py::object env = py::none();
+  nlohmann::json header = nlohmann::json::parse(request->header);  // Serve parsed it once already
+  if (auto it = header.find("env"); it != header.end() && it->is_object() && !it->empty()) {
+    py::dict d;
+    for (const auto& item : it->items()) d[py::str(item.key())] = py::str(item.value().get<std::string>());
+    env = d;
+  }
+  return py::make_tuple(env, py::bytes(request->payload), request->fds[2]);
 }
 
 }  // namespace

@@ -19,6 +19,12 @@ namespace cairn {
 // no parent-death signal (outside Linux) only the process group is set.
 Status BecomeTaskProcess();
 
+// Everything a child forked by the worker does before it runs the task, in
+// C++ so that it copies as few of the worker's pages as it can: default
+// dispositions for the signals the worker handled, `stdout_fd` and
+// `stderr_fd` moved to 1 and 2, then BecomeTaskProcess().
+Status BecomeForkedTask(int stdout_fd, int stderr_fd);
+
 // Asks for SIGKILL when the parent dies, then exits at once if the parent is
 // no longer `expected_parent`: it died before the request was in place, and
 // the signal will never come. For the worker, with the engine's pid.

@@ -29,6 +29,14 @@ Status BecomeTaskProcess() {
   return KillMeWithParent();
 }
 
+Status BecomeForkedTask(int stdout_fd, int stderr_fd) {
+  for (int sig : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) ::signal(sig, SIG_DFL);
+  if (::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) return Status::FromErrno(errno, "dup2");
+  if (stdout_fd > 2) ::close(stdout_fd);
+  if (stderr_fd > 2) ::close(stderr_fd);
+  return BecomeTaskProcess();
+}
+
 Status DieWithParent(pid_t expected_parent) {
   CAIRN_RETURN_IF_ERROR(KillMeWithParent());
   // Checked after the request, so no window remains in which the parent can

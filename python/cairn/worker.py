@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import json
 import os
 import signal
 import socket
@@ -18,25 +17,20 @@ from typing import Any
 from . import _core, task
 
 
-def _child(flow_cls: type, spec: dict[str, Any], header: str, payload: bytes,
-           fds: tuple[int, int, int], store: Any) -> None:
-    """In the forked child: become the task's process and run it."""
+def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, payload: bytes,
+           result_fd: int, store: Any) -> None:
+    """In the forked child, which serve_worker has already made the task's
+    process (its own process group, stdout and stderr on the task's pipes,
+    default signal dispositions): run the task."""
     code = 70
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        os.close(fds[0])
-        os.close(fds[1])
-        _core.become_task_process()
-        env = json.loads(header).get("env")
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # so that Python's table agrees
         if env:
             os.environ.update(env)
         np = sys.modules.get("numpy")
         if np is not None:  # forked children would otherwise share numpy's global RNG state
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
-        code = task.run_task(flow_cls, spec, task.decode_payload(payload), fds[2], store)
+        code = task.run_task(flow_cls, spec, task.decode_payload(payload), result_fd, store)
     finally:
         os._exit(code)
 
@@ -62,5 +56,5 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
     request = _core.serve_worker(sock.detach(), parent, prepare)
     if request is None:
         os._exit(0)
-    header, payload, fds = request
-    _child(flow_cls, spec, header, payload, fds, store)
+    env, payload, result_fd = request
+    _child(flow_cls, spec, env, payload, result_fd, store)
