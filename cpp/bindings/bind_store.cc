@@ -138,8 +138,11 @@ void BindStore(py::module_& m) {
            py::arg("root"), py::arg("readonly") = true)
       .def_property_readonly("root", &Datastore::root)
       .def("flows", [](Datastore& d) { return Unwrap(d.Flows()); })
-      .def("runs", [](Datastore& d, const std::string& flow, int64_t limit) { return Unwrap(d.Runs(flow, limit)); },
-           py::arg("flow"), py::arg("limit") = 0)
+      .def("runs",
+           [](Datastore& d, const std::string& flow, int64_t limit, int64_t before) {
+             return Unwrap(d.Runs(flow, limit, before));
+           },
+           py::arg("flow"), py::arg("limit") = 0, py::arg("before") = 0)
       .def("get_run", [](Datastore& d, const std::string& flow, int64_t run_id) { return Unwrap(d.GetRun(flow, run_id)); })
       .def("tasks", [](Datastore& d, int64_t run_id, const std::string& step) { return Unwrap(d.Tasks(run_id, step)); },
            py::arg("run_id"), py::arg("step") = "")

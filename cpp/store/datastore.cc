@@ -8,6 +8,7 @@
 #include <charconv>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <mutex>
 
 #include "store/schema_sql.h"
@@ -183,10 +184,10 @@ Status Datastore::State::Prepare() {
        "(SELECT digest FROM artifacts WHERE run_id = ?1)"},
       {&flows, "SELECT name FROM flows ORDER BY name"},
       {&runs_of_flow,
-       "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 ORDER BY run_id DESC LIMIT ?2"},
+       "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
        "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
-       "WHERE r.flow = ?1 AND t.run_id >= ?2 ORDER BY t.run_id DESC, t.tag"},
+       "WHERE r.flow = ?1 AND t.run_id BETWEEN ?2 AND ?3 ORDER BY t.run_id DESC, t.tag"},
       {&run, "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?1 AND flow = ?2"},
       {&tags_of_run, "SELECT run_id, tag, system FROM tags WHERE run_id = ?1 ORDER BY tag"},
       {&of_run.tasks, "SELECT " TASK_COLUMNS " FROM tasks WHERE run_id = ?1 ORDER BY task_id"},
@@ -441,18 +442,20 @@ Result<std::vector<std::string>> Datastore::Flows() {
   return names;
 }
 
-Result<std::vector<RunRecord>> Datastore::Runs(const std::string& flow, int64_t limit) {
+Result<std::vector<RunRecord>> Datastore::Runs(const std::string& flow, int64_t limit,
+                                               int64_t before_run_id) {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   std::vector<RunRecord> runs;
   // SQLite reads a negative LIMIT as "no limit".
-  s.runs_of_flow.Reset().Bind(1, flow).Bind(2, limit > 0 ? limit : int64_t{-1});
+  s.runs_of_flow.Reset().Bind(1, flow).Bind(2, limit > 0 ? limit : int64_t{-1})
+      .Bind(3, before_run_id > 0 ? before_run_id : std::numeric_limits<int64_t>::max());
   CAIRN_RETURN_IF_ERROR(
       s.runs_of_flow.ForEachRow([&](const Stmt& row) { runs.push_back(ReadRun(row)); }));
   if (runs.empty()) return runs;
   // One query for the tags of all these runs, newest run first like `runs`.
   size_t i = 0;
-  s.tags_of_flow.Reset().Bind(1, flow).Bind(2, runs.back().run_id);
+  s.tags_of_flow.Reset().Bind(1, flow).Bind(2, runs.back().run_id).Bind(3, runs.front().run_id);
   CAIRN_RETURN_IF_ERROR(s.tags_of_flow.ForEachRow([&](const Stmt& row) {
     int64_t run_id = row.ColumnInt64(0);
     while (i < runs.size() && runs[i].run_id > run_id) ++i;

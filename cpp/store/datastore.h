@@ -102,8 +102,10 @@ class Datastore {
 
   // --- reading (client, resume) ---
   Result<std::vector<std::string>> Flows();
-  // Newest first. `limit` 0: all.
-  Result<std::vector<RunRecord>> Runs(const std::string& flow, int64_t limit = 0);
+  // Newest first. `limit` 0: all. `before_run_id` > 0: only runs older than it
+  // (keyset pages: each call reads only the rows it returns).
+  Result<std::vector<RunRecord>> Runs(const std::string& flow, int64_t limit = 0,
+                                      int64_t before_run_id = 0);
   Result<RunRecord> GetRun(const std::string& flow, int64_t run_id);
   // Tasks of a run (optionally of one step), by task id, with attempts and
   // artifacts filled in.

@@ -117,18 +117,16 @@ def _artifact_store(root: str) -> Any:
 
 
 def _run_records(root: str, flow: str) -> Iterator[Any]:
-    """Run records newest first, fetched in growing pages: finding the latest
-    run of a flow with 10,000 runs reads a few rows, not all of them."""
-    limit, last = 8, None
+    """Run records newest first, fetched in growing pages, each starting
+    below the last run of the one before: finding the latest run of a flow
+    with 10,000 runs reads a few rows, listing them all reads each once."""
+    limit, before = 8, 0
     while True:
-        records = _datastore(root).runs(flow, limit)
-        for rec in records:
-            # Runs created since the previous page come first; skip them.
-            if last is None or rec.run_id < last:
-                last = rec.run_id
-                yield rec
+        records = _datastore(root).runs(flow, limit, before)
+        yield from records
         if len(records) < limit:
             return
+        before = records[-1].run_id
         limit *= 4
 
 
@@ -276,11 +274,13 @@ class Flow(CairnObject):
 
     def runs(self, *tags: str) -> Iterator[Run]:
         """Runs newest first, in the current namespace, having every one of `tags`."""
+        ns = self._ns
         for rec in _run_records(self._root, self.id):
-            have = set(rec.tags).union(rec.system_tags)
-            if (self._ns is None or self._ns in have) and have.issuperset(tags):
-                yield Run(f"{self.id}/{rec.run_id}", _root=self._root, _record=rec,
-                          _namespace_check=False)._adopt(self._ns)
+            if ns is not None and ns not in rec.system_tags and ns not in rec.tags:
+                continue
+            if tags and not set(rec.tags).union(rec.system_tags).issuperset(tags):
+                continue
+            yield Run._listed(self.id, rec, self._root, ns)
 
     def __iter__(self) -> Iterator[Run]:
         return self.runs()
@@ -333,6 +333,18 @@ class Run(CairnObject):
     def _adopt(self, ns: str | None) -> Run:
         self._ns = ns
         return self
+
+    @classmethod
+    def _listed(cls, flow: str, rec: Any, root: str, ns: str | None) -> Run:
+        """A Run from a listing's record, already known to be in namespace
+        `ns`: no pathspec to parse, nothing to check (a listing of 10,000
+        runs builds 10,000 of these)."""
+        run = cls.__new__(cls)
+        run.pathspec = f"{flow}/{rec.run_id}"
+        run.id = str(rec.run_id)
+        run._root, run._ns, run._rec = root, ns, rec
+        run._all, run._by_step, run._end = None, {}, None
+        return run
 
     def _live(self) -> bool:
         """Whether the run is still being written; while it is, re-reads its record."""

@@ -148,6 +148,15 @@ TEST_F(DatastoreTest, RunsAreNewestFirstWithTheirOwnTags) {
   ASSERT_EQ(latest.size(), 2u);
   EXPECT_EQ(latest[0].run_id, runs[0].run_id);
   EXPECT_EQ(latest[1].tags, std::vector<std::string>{"n3"});
+  // The next page starts below the last run of this one, tags included.
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> older, ds_->Runs("F", 2, latest[1].run_id));
+  ASSERT_EQ(older.size(), 2u);
+  EXPECT_EQ(older[0].run_id, runs[2].run_id);
+  EXPECT_EQ(older[0].tags, std::vector<std::string>{"n2"});
+  EXPECT_EQ(older[1].tags, std::vector<std::string>{"n1"});
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> last, ds_->Runs("F", 0, older[1].run_id));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].tags, std::vector<std::string>{"n0"});
   ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> none, ds_->Runs("Nope"));
   EXPECT_TRUE(none.empty());
 }
