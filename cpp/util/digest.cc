@@ -1,6 +1,9 @@
 #include "util/digest.h"
 
 #include <xxhash.h>
+#ifdef CAIRN_HAVE_XXH3_DISPATCH
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <cstdint>
 
@@ -17,7 +20,12 @@ Hasher::~Hasher() { XXH3_freeState(state_); }
 
 void Hasher::Update(const void* data, size_t size) {
   if (size == 0) return;
+#ifdef CAIRN_HAVE_XXH3_DISPATCH
+  // The same hash, with the widest vector unit this CPU has.
+  CAIRN_CHECK(XXH3_128bits_update_dispatch(state_, data, size) == XXH_OK);
+#else
   CAIRN_CHECK(XXH3_128bits_update(state_, data, size) == XXH_OK);
+#endif
 }
 
 void Hasher::UpdateU64(uint64_t value) {
