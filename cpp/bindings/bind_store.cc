@@ -138,6 +138,7 @@ void BindStore(py::module_& m) {
            py::arg("root"), py::arg("readonly") = true)
       .def_property_readonly("root", &Datastore::root)
       .def("flows", [](Datastore& d) { return Unwrap(d.Flows()); })
+      .def("first_run_time", [](Datastore& d, const std::string& flow) { return Unwrap(d.FirstRunTime(flow)); })
       .def("runs",
            [](Datastore& d, const std::string& flow, int64_t limit, int64_t before) {
              return Unwrap(d.Runs(flow, limit, before));
@@ -156,6 +157,10 @@ void BindStore(py::module_& m) {
       })
       .def("remove_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& tags) {
         ThrowIfError(d.RemoveTags(run_id, tags));
+      })
+      .def("replace_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& remove,
+                              const std::vector<std::string>& add) {
+        ThrowIfError(d.ReplaceTags(run_id, remove, add));
       });
   m.attr("SCHEMA_VERSION") = kSchemaVersion;
 }

@@ -148,7 +148,7 @@ struct Datastore::State {
 
   Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists;
   Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
-  Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run;
+  Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run, first_run_time;
   TaskQueries of_run, of_step, of_task;
 
   Status Prepare();
@@ -183,6 +183,7 @@ Status Datastore::State::Prepare() {
        "SELECT b.digest, b.data FROM blobs b WHERE b.digest IN "
        "(SELECT digest FROM artifacts WHERE run_id = ?1)"},
       {&flows, "SELECT name FROM flows ORDER BY name"},
+      {&first_run_time, "SELECT MIN(created_at) FROM runs WHERE flow = ?1"},
       {&runs_of_flow,
        "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
@@ -409,26 +410,26 @@ Result<std::vector<std::pair<std::string, std::string>>> Datastore::BlobsOfRun(i
 }
 
 Status Datastore::AddTags(int64_t run_id, const std::vector<std::string>& tags) {
-  State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.mu);
-  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
-  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
-  CAIRN_RETURN_IF_ERROR(s.CheckRunExists(run_id));
-  for (const std::string& tag : tags) {
-    CAIRN_RETURN_IF_ERROR(s.insert_tag.Reset().Bind(1, run_id).Bind(2, tag).Bind(3, 0).Run());
-  }
-  return txn.Commit();
+  return ReplaceTags(run_id, {}, tags);
 }
 
 Status Datastore::RemoveTags(int64_t run_id, const std::vector<std::string>& tags) {
+  return ReplaceTags(run_id, tags, {});
+}
+
+Status Datastore::ReplaceTags(int64_t run_id, const std::vector<std::string>& remove,
+                              const std::vector<std::string>& add) {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
   CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
   CAIRN_RETURN_IF_ERROR(s.CheckRunExists(run_id));
   // System tags are facts about the run, not the user's to remove.
-  for (const std::string& tag : tags) {
+  for (const std::string& tag : remove) {
     CAIRN_RETURN_IF_ERROR(s.delete_tag.Reset().Bind(1, run_id).Bind(2, tag).Run());
+  }
+  for (const std::string& tag : add) {
+    CAIRN_RETURN_IF_ERROR(s.insert_tag.Reset().Bind(1, run_id).Bind(2, tag).Bind(3, 0).Run());
   }
   return txn.Commit();
 }
@@ -440,6 +441,15 @@ Result<std::vector<std::string>> Datastore::Flows() {
   CAIRN_RETURN_IF_ERROR(
       s.flows.Reset().ForEachRow([&](const Stmt& row) { names.push_back(row.ColumnText(0)); }));
   return names;
+}
+
+Result<double> Datastore::FirstRunTime(const std::string& flow) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  double created_at = 0;
+  CAIRN_RETURN_IF_ERROR(s.first_run_time.Reset().Bind(1, flow).ForEachRow(
+      [&](const Stmt& row) { created_at = row.ColumnDouble(0); }));  // NULL reads as 0
+  return created_at;
 }
 
 Result<std::vector<RunRecord>> Datastore::Runs(const std::string& flow, int64_t limit,

@@ -99,9 +99,15 @@ class Datastore {
   Status RecordTasks(const std::vector<TaskRecord>& tasks);
   Status AddTags(int64_t run_id, const std::vector<std::string>& tags);
   Status RemoveTags(int64_t run_id, const std::vector<std::string>& tags);
+  // Removes `remove`, then adds `add`, in one transaction: a reader sees the
+  // run's tags before or after, never in between.
+  Status ReplaceTags(int64_t run_id, const std::vector<std::string>& remove,
+                     const std::vector<std::string>& add);
 
   // --- reading (client, resume) ---
   Result<std::vector<std::string>> Flows();
+  // When the oldest run of `flow` that still exists was created; 0 if none.
+  Result<double> FirstRunTime(const std::string& flow);
   // Newest first. `limit` 0: all. `before_run_id` > 0: only runs older than it
   // (keyset pages: each call reads only the rows it returns).
   Result<std::vector<RunRecord>> Runs(const std::string& flow, int64_t limit = 0,

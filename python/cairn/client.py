@@ -302,8 +302,7 @@ class Flow(CairnObject):
     @property
     def created_at(self) -> datetime | None:
         """When the flow first ran (its oldest run that still exists)."""
-        records = _datastore(self._root).runs(self.id)
-        return _dt(records[-1].created_at) if records else None
+        return _dt(_datastore(self._root).first_run_time(self.id))
 
     parent = property(lambda self: None)
     origin_pathspec = property(lambda self: None)
@@ -457,7 +456,7 @@ class Run(CairnObject):
         self.replace_tags([tag_to_remove], [tag_to_add])
 
     def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
-        """Removes, then adds, user tags."""
+        """Removes, then adds, user tags, in one transaction."""
         remove, add = _tag_list(tags_to_remove), _tag_list(tags_to_add)
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
         system = set(self._rec.system_tags)
@@ -466,11 +465,7 @@ class Run(CairnObject):
                 raise CairnException(f"cannot remove system tag '{tag}' from {self!r}")
         writer = _core.Datastore(self._root, readonly=False)
         try:
-            if remove:
-                writer.remove_tags(self._rec.run_id, remove)
-            add = [t for t in add if t not in system]
-            if add:
-                writer.add_tags(self._rec.run_id, add)
+            writer.replace_tags(self._rec.run_id, remove, [t for t in add if t not in system])
         finally:
             del writer
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)

@@ -159,6 +159,10 @@ TEST_F(DatastoreTest, RunsAreNewestFirstWithTheirOwnTags) {
   EXPECT_EQ(last[0].tags, std::vector<std::string>{"n0"});
   ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> none, ds_->Runs("Nope"));
   EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(double first, ds_->FirstRunTime("F"));
+  EXPECT_EQ(first, runs.back().created_at);
+  ASSERT_OK_AND_ASSIGN(double never, ds_->FirstRunTime("Nope"));
+  EXPECT_EQ(never, 0.0);
 }
 
 TEST_F(DatastoreTest, RecordTasksIsAllOrNothing) {
@@ -206,6 +210,20 @@ TEST_F(DatastoreTest, UserCanRemoveOnlyUserTags) {
   ASSERT_OK_AND_ASSIGN(RunRecord got, ds_->GetRun("F", run.run_id));
   EXPECT_EQ(got.tags, std::vector<std::string>{"keep"});
   EXPECT_EQ(got.system_tags, std::vector<std::string>{"user:alice"});
+}
+
+TEST_F(DatastoreTest, ReplaceTagsIsOneTransaction) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->AddTags(run.run_id, {"old"}));
+  ASSERT_OK(ds_->ReplaceTags(run.run_id, {"old"}, {"new"}));
+  ASSERT_OK_AND_ASSIGN(RunRecord got, ds_->GetRun("F", run.run_id));
+  EXPECT_EQ(got.tags, std::vector<std::string>{"new"});
+  // When adding fails, the removal is undone with it.
+  RawExec("CREATE TRIGGER no_boom BEFORE INSERT ON tags WHEN NEW.tag = 'boom' "
+          "BEGIN SELECT RAISE(ABORT, 'no boom'); END");
+  EXPECT_FALSE(ds_->ReplaceTags(run.run_id, {"new"}, {"boom"}).ok());
+  ASSERT_OK_AND_ASSIGN(got, ds_->GetRun("F", run.run_id));
+  EXPECT_EQ(got.tags, std::vector<std::string>{"new"});
 }
 
 TEST_F(DatastoreTest, ReadOnlySeesWritesOfAnotherConnection) {
