@@ -1,5 +1,7 @@
 #include "engine/console_sink.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
@@ -38,7 +40,10 @@ std::string Duration(double seconds) {
 }  // namespace
 
 ConsoleSink::ConsoleSink(std::FILE* out, std::FILE* err, ConsoleOptions options)
-    : out_(out), err_(err), options_(options) {}
+    : out_(out),
+      err_(err),
+      options_(options),
+      stderr_on_screen_(isatty(fileno(out)) == 1 && isatty(fileno(err)) == 1) {}
 
 bool ConsoleSink::Collapsed(const TaskEvent& task) const {
   return options_.live_progress && task.foreach_width >= options_.progress_min_width;
@@ -59,7 +64,10 @@ void ConsoleSink::Line(const TaskEvent* task, const std::string& text, std::FILE
 }
 
 void ConsoleSink::Failure(const TaskEvent& task, const TaskEnd& end) {
-  if (!end.stderr_tail.empty()) Line(&task, "Task failed; the end of its stderr:\n" + end.stderr_tail, out_);
+  // With stdout in a log file or a pipe, the reason needs its context there.
+  if (!end.stderr_tail.empty() && !stderr_on_screen_) {
+    Line(&task, "Task failed; the end of its stderr:\n" + end.stderr_tail, out_);
+  }
   Line(&task, fmt::format("Task failed: {}{}", end.reason, end.will_retry ? " (will retry)" : ""), out_);
 }
 

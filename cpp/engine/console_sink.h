@@ -57,6 +57,9 @@ class ConsoleSink : public EventSink {
   std::FILE* out_;
   std::FILE* err_;
   ConsoleOptions options_;
+  // stdout and stderr are both a terminal: a failed task's stderr has just
+  // been shown there, line by line, and is not repeated.
+  bool stderr_on_screen_ = false;
   std::string flow_;
   std::map<std::string, StepProgress> progress_;  // steps with a live line
   int64_t run_id_ = 0;

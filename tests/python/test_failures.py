@@ -304,3 +304,47 @@ def test_corrupt_or_missing_blob_is_reported_with_the_artifact_pathspec(runner):
     assert proc.returncode == 1
     end = Flow("CorruptFlow")["2"]["end"].task
     assert re.match(r"DatastoreError: artifact CorruptFlow/2/start/1/raw: .*does not match", end.attempts[0].reason)
+
+
+def test_on_a_terminal_a_failed_tasks_stderr_is_shown_once(runner):
+    """stdout and stderr on one terminal: the traceback streamed as the task
+    ran is not repeated above the reason (in a pipe or a log file it is,
+    as the test above checks)."""
+    import pty
+    import sys
+
+    flow = runner.write("oops.py", """
+        from cairn import FlowSpec, step
+
+        class OopsFlow(FlowSpec):
+            @step
+            def start(self):
+                raise ValueError("no good value")
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            OopsFlow()
+    """)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(flow), "run"], cwd=runner.dir, env=runner.env,
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: every writer has closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 1
+    screen = b"".join(chunks).decode(errors="replace")
+    assert screen.count('raise ValueError("no good value")') == 1, screen
+    assert "the end of its stderr" not in screen, screen
+    assert "Task failed: ValueError: no good value" in screen, screen
