@@ -185,7 +185,10 @@ Status Datastore::State::Prepare() {
       {&flows, "SELECT name FROM flows ORDER BY name"},
       {&first_run_time, "SELECT MIN(created_at) FROM runs WHERE flow = ?1"},
       {&runs_of_flow,
-       "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
+       // A listing leaves out the GraphSpec (hundreds of bytes to tens of KB
+       // a run, which no listing shows): '' in its place. GetRun has it.
+       "SELECT run_id, flow, status, user, created_at, finished_at, origin_run_id, engine_pid, "
+       "params_json, '' FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
        "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
        "WHERE r.flow = ?1 AND t.run_id BETWEEN ?2 AND ?3 ORDER BY t.run_id DESC, t.tag"},

@@ -109,7 +109,8 @@ class Datastore {
   // When the oldest run of `flow` that still exists was created; 0 if none.
   Result<double> FirstRunTime(const std::string& flow);
   // Newest first. `limit` 0: all. `before_run_id` > 0: only runs older than it
-  // (keyset pages: each call reads only the rows it returns).
+  // (keyset pages: each call reads only the rows it returns). graph_json is
+  // left empty in these records; GetRun fills it.
   Result<std::vector<RunRecord>> Runs(const std::string& flow, int64_t limit = 0,
                                       int64_t before_run_id = 0);
   Result<RunRecord> GetRun(const std::string& flow, int64_t run_id);

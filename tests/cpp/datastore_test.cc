@@ -91,6 +91,12 @@ TEST_F(DatastoreTest, RoundTripsRunsTasksAttemptsArtifactsAndTags) {
   EXPECT_EQ(run.user, "alice");
   EXPECT_EQ(run.params_json, new_run.params_json);
   EXPECT_EQ(run.graph_json, new_run.graph_json);
+  // A listing has everything but the GraphSpec.
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> listed, ds_->Runs("HelloFlow"));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].params_json, new_run.params_json);
+  EXPECT_EQ(listed[0].status, "failed");
+  EXPECT_EQ(listed[0].graph_json, "");
   EXPECT_EQ(run.tags, (std::vector<std::string>{"baseline", "exp"}));
   EXPECT_EQ(run.system_tags, (std::vector<std::string>{"runtime:local", "user:alice"}));
 
