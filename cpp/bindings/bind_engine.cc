@@ -1,8 +1,8 @@
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -110,12 +110,7 @@ py::object ServeWorker(int socket_fd, int parent, const py::function& prepare) {
   if (!request) return py::none();
   ThrowIfError(BecomeForkedTask(request->fds[0], request->fds[1]));
   py::object env = py::none();
-  nlohmann::json header = nlohmann::json::parse(request->header);  // Serve parsed it once already
-  if (auto it = header.find("env"); it != header.end() && it->is_object() && !it->empty()) {
-    py::dict d;
-    for (const auto& item : it->items()) d[py::str(item.key())] = py::str(item.value().get<std::string>());
-    env = d;
-  }
+  if (!request->env.empty()) env = py::cast(std::map<std::string, std::string>(request->env.begin(), request->env.end()));
   return py::make_tuple(env, py::bytes(request->payload), request->fds[2]);
 }
 
@@ -128,8 +123,6 @@ void BindEngine(py::module_& m) {
         "of that socket; otherwise each is spawned from options['task_argv'].");
   m.def("serve_worker", &ServeWorker, py::arg("socket_fd"), py::arg("parent"), py::arg("prepare"),
         "The worker's request loop (C++: no Python runs between forks).");
-  m.def("become_task_process", [] { ThrowIfError(BecomeTaskProcess()); },
-        "In a task process: own process group, die with the parent.");
   m.def("die_with_parent", [](int parent) { ThrowIfError(DieWithParent(parent)); });
 }
 

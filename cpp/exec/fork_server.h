@@ -14,6 +14,8 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "util/result.h"
 
@@ -23,6 +25,7 @@ struct ForkRequest {
   int64_t key = 0;
   std::string header;   // the request's JSON header
   std::string payload;  // TaskCommand::payload, verbatim
+  std::vector<std::pair<std::string, std::string>> env;  // the header's "env"
   int fds[3] = {-1, -1, -1};  // the task's stdout, stderr and result pipes
 };
 

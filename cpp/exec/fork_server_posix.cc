@@ -95,6 +95,9 @@ Result<std::optional<ForkRequest>> ForkServer::Serve(const PrepareFn& prepare, c
     try {
       nlohmann::json header = nlohmann::json::parse(request.header);
       request.key = header.at("key").get<int64_t>();
+      if (auto env = header.find("env"); env != header.end()) {
+        for (const auto& [name, value] : env->items()) request.env.emplace_back(name, value.get<std::string>());
+      }
       bool fresh = false;
       for (const auto& digest : header.value("preload", nlohmann::json::array())) {
         fresh = prepared_.insert(digest.get<std::string>()).second || fresh;

@@ -393,25 +393,25 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   Codec codec = LooksCompressible(segments, result.size) ? kZstd : kRaw;
   std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
   std::string tmp = UniqueTempPath(path);
-  // Read-only: a blob never changes, and a raw blob's unmodified pages are
-  // shared with the file by every reader's private mapping.
-  // Read-write (a shared mapping needs both) though the mode is read-only:
-  // the mode applies to later opens.
+  // Mode read-only: a blob never changes, and a raw blob's unmodified pages
+  // are shared with the file by every reader's private mapping. Opened
+  // read-write all the same (a shared mapping needs it; the mode applies to
+  // later opens).
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
   Status s;
-  bool written = false;
   if (codec == kZstd) {
     s = WriteZstd(fd, tmp, header, segments, result.size);
-    written = true;
-  } else if (result.size >= kMappedWriteSize) {
-    std::vector<uint64_t> lengths;
-    for (const ByteView& seg : segments) lengths.push_back(seg.size);
-    Result<bool> mapped = TryWriteRawMapped(fd, tmp, header, segments, LayOut(lengths));
+  } else {
+    Result<bool> mapped = false;
+    if (result.size >= kMappedWriteSize) {
+      std::vector<uint64_t> lengths;
+      for (const ByteView& seg : segments) lengths.push_back(seg.size);
+      mapped = TryWriteRawMapped(fd, tmp, header, segments, LayOut(lengths));
+    }
     s = mapped.status();
-    written = !mapped.ok() || *mapped;
+    if (mapped.ok() && !*mapped) s = WriteRaw(fd, tmp, header, segments);
   }
-  if (!written) s = WriteRaw(fd, tmp, header, segments);
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = Status::FromErrno(errno, "stat " + tmp);
   // No fsync, deliberately (docs/datastore.md): a crash of the process

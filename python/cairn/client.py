@@ -323,11 +323,14 @@ class Run(CairnObject):
                 _record = ds.get_run(flow, number)
             except NotFoundError:
                 raise NotFoundError(f"Run('{self.pathspec}') does not exist in {self._root}") from None
-        self._rec = _record
+        self._init_state(_record)
+        _check_namespace(self)
+
+    def _init_state(self, rec: Any) -> None:
+        self._rec = rec
         self._all: list[Any] | None = None
         self._by_step: dict[str, list[Any]] = {}
         self._end: Task | None = None
-        _check_namespace(self)
 
     def _adopt(self, ns: str | None) -> Run:
         self._ns = ns
@@ -341,8 +344,8 @@ class Run(CairnObject):
         run = cls.__new__(cls)
         run.pathspec = f"{flow}/{rec.run_id}"
         run.id = str(rec.run_id)
-        run._root, run._ns, run._rec = root, ns, rec
-        run._all, run._by_step, run._end = None, {}, None
+        run._root, run._ns = root, ns
+        run._init_state(rec)
         return run
 
     def _live(self) -> bool:

@@ -107,9 +107,10 @@ TEST_F(ArtifactStoreTest, RoundTripsRawMultiSegmentBlobs) {
 // segments' sizes put the split between the threads inside a segment and
 // leave padding between them.
 TEST_F(ArtifactStoreTest, RoundTripsLargeRawBlobs) {
-  ExpectRoundTrip({RandomBytes(17 << 20, 21), RandomBytes(5, 22), RandomBytes((16 << 20) + 3, 23)});
-  std::string digest = DigestOf(Views({RandomBytes(17 << 20, 21), RandomBytes(5, 22),
-                                       RandomBytes((16 << 20) + 3, 23)}));
+  std::vector<std::string> parts = {RandomBytes(17 << 20, 21), RandomBytes(5, 22),
+                                    RandomBytes((16 << 20) + 3, 23)};
+  ExpectRoundTrip(parts);
+  std::string digest = DigestOf(Views(parts));
   EXPECT_EQ(CodecOf(store_.PathOf(digest)), 0u);
   struct stat st;
   ASSERT_EQ(stat(store_.PathOf(digest).c_str(), &st), 0);

@@ -41,6 +41,7 @@ Worker StartWorker(const std::string& prepare_log) {
     if (!request.ok()) _exit(91);
     if (!request->has_value()) _exit(0);
     ForkRequest& r = **request;
+    for (const auto& [name, value] : r.env) setenv(name.c_str(), value.c_str(), 1);
     dup2(r.fds[0], 1);
     dup2(r.fds[1], 2);
     dup2(r.fds[2], 3);
@@ -76,6 +77,24 @@ std::map<TaskKey, TaskExit> RunToEnd(Launcher& launcher, OutputSink* sink) {
   }
   EXPECT_EQ(launcher.running(), 0);
   return exits;
+}
+
+TEST(ForkServerTest, EachRequestCarriesItsOwnEnv) {
+  test::TempDir dir;
+  Worker worker = StartWorker(dir.Join("prepared"));
+  WorkerLauncher launcher(worker.fd, worker.pid);
+  Output out;
+  TaskCommand with_env = Script(1, "echo \"$GREETING/$OTHER\"");
+  with_env.env = {"GREETING=hello world", "OTHER=a=b"};
+  ASSERT_OK(launcher.Start(with_env));
+  ASSERT_OK(launcher.Start(Script(2, "echo \"${GREETING-unset}\"")));
+  auto exits = RunToEnd(launcher, &out);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ((out.text[{1, 1}]), "hello world/a=b\n");
+  EXPECT_EQ((out.text[{2, 1}]), "unset\n");
+  close(worker.fd);
+  int status = 0;
+  waitpid(worker.pid, &status, 0);
 }
 
 TEST(ForkServerTest, TasksRunWithTheirPipesAndTheirExitsComeBack) {
