@@ -29,7 +29,11 @@ def main(flow_cls: type, argv: list[str] | None = None) -> None:
 
 
 def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
-    parser = build_parser(flow_cls)
+    try:
+        parser = build_parser(flow_cls)
+    except CairnError as e:
+        print(f"{headline(e)}: {e}", file=sys.stderr)
+        return 1
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "command", None) == "tag" and not any(e.startswith("-") for e in extra):
         args.tags += extra  # argparse leaves the TAGs of `tag add --run-id 5 t1 t2` unclaimed
@@ -39,6 +43,9 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from .flow_options import prepare
+
+        prepare(flow_cls, args)
         return COMMANDS[args.command](flow_cls, args)
     except KeyboardInterrupt as e:
         print(f"Interrupted: {e}" if str(e) else "Interrupted", file=sys.stderr)
@@ -52,13 +59,16 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
 
 def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     from . import cli_commands  # noqa: F401 - registers the commands
+    from .flow_options import add_top_level_options
     from .graph import parameters_of
+    from .parameters import check_reserved
 
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else flow_cls.__name__
     parser = argparse.ArgumentParser(prog=f"python {prog}", description=(flow_cls.__doc__ or "").strip())
     parser.add_argument("--datastore-root", help="datastore folder (default: $CAIRN_HOME or ./.cairn)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of cairn errors")
     parser.add_argument("--quiet", action="store_true", help="fewer status lines")
+    add_top_level_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def run_options(p: argparse.ArgumentParser) -> None:
@@ -76,6 +86,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the flow")
     run_options(run)
     for attr, param in parameters_of(flow_cls).items():
+        check_reserved(param, run)
         extra: dict[str, Any] = {}
         if param.type is bool:
             extra = {"nargs": "?", "const": "true"}

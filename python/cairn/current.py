@@ -39,6 +39,16 @@ class Current:
     tags = property(lambda self: list(self._get("tags") or []))
     index = property(lambda self: self._get("index"))
 
+    # @project (None without it), as in Metaflow.
+    def _project(self, key: str) -> Any:
+        return (self._get("project") or {}).get(key)
+
+    project_name = property(lambda self: self._project("project_name"))
+    branch_name = property(lambda self: self._project("branch_name"))
+    project_flow_name = property(lambda self: self._project("project_flow_name"))
+    is_user_branch = property(lambda self: self._project("is_user_branch"))
+    is_production = property(lambda self: self._project("is_production"))
+
     @property
     def pathspec(self) -> str | None:
         if not self._is_running:

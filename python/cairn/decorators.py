@@ -10,10 +10,26 @@ from .errors import CairnException
 
 class StepDecorator:
     """Base of step decorators. Subclasses set `name` and `defaults`; the
-    engine reads their options through `graph_options`."""
+    engine reads their options through `graph_options`. A subclass with a
+    name is registered for `--with NAME` (as in Metaflow). Written bare
+    (`@retry`) a decorator works as with empty parentheses (`@retry()`)."""
 
     name = ""
     defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("name"), str) and cls.name:
+            DECORATORS[cls.name] = cls
+
+    def __new__(cls, *args: Any, **attributes: Any) -> Any:
+        if not args:
+            return super().__new__(cls)
+        if len(args) == 1 and callable(args[0]) and not attributes:
+            bare = super().__new__(cls)
+            bare.__init__()
+            return bare(args[0])
+        raise CairnException(f"@{cls.name} takes keyword arguments only, e.g. @{cls.name}(...)")
 
     def __init__(self, **attributes: Any):
         unknown = set(attributes) - set(self.defaults)
@@ -33,6 +49,19 @@ class StepDecorator:
     def graph_options(self) -> dict[str, Any]:
         return {}
 
+    def resolved(self) -> StepDecorator:
+        """This decorator with config references in its arguments replaced by
+        their values (configs are resolved before the graph is built)."""
+        from .config import resolve_value
+
+        values = {k: resolve_value(v) for k, v in self.attributes.items()}
+        if all(values[k] is self.attributes[k] for k in values):
+            return self
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.attributes = values
+        return copy
+
     def task_env(self) -> dict[str, str]:
         return {}
 
@@ -41,15 +70,21 @@ class StepDecorator:
         return f"@{self.name}({args})"
 
 
+DECORATORS: dict[str, type[StepDecorator]] = {}
+
+
 class retry(StepDecorator):
+    """Metaflow's local runtime retries at once: minutes_between_retries is
+    accepted (and checked) but only a scheduler that deploys the flow waits."""
+
     name = "retry"
     defaults: ClassVar[dict[str, Any]] = {"times": 3, "minutes_between_retries": 2}
 
     def graph_options(self) -> dict[str, Any]:
-        return {
-            "retries": int(self.attributes["times"]),
-            "retry_delay_s": float(self.attributes["minutes_between_retries"]) * 60.0,
-        }
+        minutes = float(self.attributes["minutes_between_retries"])
+        if minutes < 0:
+            raise CairnException(f"@retry(minutes_between_retries={minutes:g}) must not be negative")
+        return {"retries": int(self.attributes["times"]), "retry_delay_s": 0.0}
 
 
 class catch(StepDecorator):
@@ -64,10 +99,23 @@ class timeout(StepDecorator):
     name = "timeout"
     defaults: ClassVar[dict[str, Any]] = {"seconds": 0, "minutes": 0, "hours": 0}
 
-    def graph_options(self) -> dict[str, Any]:
+    def seconds(self) -> float:
         a = self.attributes
-        total = float(a["seconds"]) + 60.0 * float(a["minutes"]) + 3600.0 * float(a["hours"])
-        return {"timeout_s": total}
+        return float(a["seconds"]) + 60.0 * float(a["minutes"]) + 3600.0 * float(a["hours"])
+
+    def graph_options(self) -> dict[str, Any]:
+        # The task raises TimeoutException in the step at step_timeout_s (so
+        # that @catch and finally blocks run); the engine kills the process
+        # group only if it is still there after a grace period.
+        total = self.seconds()
+        if total <= 0:
+            return {"timeout_s": 0.0}
+        return {"timeout_s": total + timeout_grace(total), "step_timeout_s": total}
+
+
+def timeout_grace(seconds: float) -> float:
+    """How long a timed-out step has to unwind before its processes are killed."""
+    return min(10.0, max(1.0, seconds / 10.0))
 
 
 class environment(StepDecorator):
@@ -85,17 +133,12 @@ class resources(StepDecorator):
     defaults: ClassVar[dict[str, Any]] = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
 
 
-DECORATORS: dict[str, type[StepDecorator]] = {
-    d.name: d for d in (retry, catch, timeout, environment, resources)
-}
-
-
-def parse_with(spec: str) -> StepDecorator:
-    """Parses `--with retry` / `--with timeout:seconds=30,minutes=1`."""
+def parse_with(spec: str) -> Any:
+    """Parses `--with retry` / `--with timeout:seconds=30,minutes=1`, and
+    `--with module.name[:k=v,...]` for a decorator defined in a module (a
+    StepDecorator subclass, a @user_step_decorator or a StepMutator)."""
     name, _, args = spec.partition(":")
-    cls = DECORATORS.get(name.strip())
-    if cls is None:
-        raise CairnException(f"--with {spec}: unknown decorator; known: {', '.join(sorted(DECORATORS))}")
+    cls = DECORATORS.get(name.strip()) or _imported_decorator(spec, name.strip())
     attributes: dict[str, Any] = {}
     for item in filter(None, args.split(",")):
         key, eq, value = item.partition("=")
@@ -103,6 +146,22 @@ def parse_with(spec: str) -> StepDecorator:
             raise CairnException(f"--with {spec}: expected key=value, got {item!r}")
         attributes[key.strip()] = _literal(value.strip())
     return cls(**attributes)
+
+
+def _imported_decorator(spec: str, name: str) -> Any:
+    import importlib
+
+    module, dot, attr = name.rpartition(".")
+    if not dot:
+        raise CairnException(f"--with {spec}: unknown decorator; known: {', '.join(sorted(DECORATORS))}, "
+                             f"or module.name for one defined in a module")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise CairnException(f"--with {spec}: cannot import {attr} from {module}: {e}") from None
+    if not callable(found):
+        raise CairnException(f"--with {spec}: {name} is not a decorator")
+    return found
 
 
 def _literal(text: str) -> Any:
@@ -141,11 +200,13 @@ def step_decorators(func: Callable) -> list[StepDecorator]:
     return list(getattr(func, "_cairn_decorators", []))
 
 
-def with_decorators(func: Callable, extra: list[StepDecorator]) -> list[StepDecorator]:
-    """The step's own decorators plus --with ones it does not already have."""
+def with_decorators(func: Callable, extra: list[Any]) -> list[StepDecorator]:
+    """The step's own decorators plus --with ones it does not already have,
+    with config references resolved."""
     own = step_decorators(func)
     names = {d.name for d in own}
-    return own + [d for d in extra if d.name not in names]
+    extra = [d for d in extra if not getattr(d, "is_mutator", False) and d.name not in names]
+    return [d.resolved() for d in own + extra]
 
 
 __all__ = ["StepDecorator", "catch", "environment", "resources", "retry", "step", "timeout"]

@@ -36,8 +36,11 @@ class FlowSpec:
 
     def __setattr__(self, name: str, value: Any) -> None:
         ctx = self.__dict__.get("_cairn_task")
-        if ctx is not None and name in ctx.param_names:
-            raise AttributeError(f"'{name}' is a Parameter and cannot be assigned in a step")
+        if ctx is not None and (name in ctx.param_names or _is_flow_attribute(type(self), name)):
+            raise AttributeError(
+                f"Cannot set self.{name} in step '{ctx.step}': Flow level attributes and "
+                f"Parameters are not modifiable"
+            )
         object.__setattr__(self, name, value)
 
     @property
@@ -104,19 +107,19 @@ class FlowSpec:
                     missing,
                 )
         conflicts = []
+        agreed: dict[str, Any] = {}
         for name, recs in records.items():
             if name.startswith("_") or name in exclude_set or (include and name not in include):
                 continue
             if name in self.__dict__ or name in ctx.param_names:
                 continue
-            digests = {r[1] for r in recs}
-            if len(digests) == 1 and len(recs) == len(inputs):
-                ctx.inherited[name] = recs[0]
-            elif len(digests) == 1:
-                ctx.inherited[name] = recs[0]  # set by some branches only, all agreeing
+            if len({r[1] for r in recs}) == 1:
+                agreed[name] = recs[0]  # all inputs that have it agree
             else:
                 conflicts.append(name)
-        if conflicts:
+        if not conflicts:
+            ctx.inherited.update(agreed)  # all or nothing: a conflict sets none
+        else:
             names = ", ".join(sorted(conflicts))
             raise MergeArtifactsError(
                 f"step '{ctx.step}' cannot merge artifacts whose values differ between its inputs: "
@@ -130,6 +133,20 @@ class FlowSpec:
         if ctx is None:
             raise CairnException(f"{what} can only be used inside a running step")
         return ctx
+
+
+def _is_flow_attribute(flow_cls: type, name: str) -> bool:
+    """A class-level value of the flow (a constant, a Parameter, a Config),
+    which a step may read but not assign."""
+    if name.startswith("_"):
+        return False
+    for klass in flow_cls.__mro__:
+        if klass is FlowSpec or klass is object:
+            break
+        if name in klass.__dict__:
+            attr = klass.__dict__[name]
+            return not (callable(attr) or isinstance(attr, (property, staticmethod, classmethod)))
+    return False
 
 
 def _step_name(target: Any) -> str:

@@ -290,6 +290,9 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
                validate: bool = True) -> dict[str, Any]:
     """The GraphSpec of a flow class. With `validate`, raises GraphError
     listing every problem (Python's and the C++ checker's) in line order."""
+    from .user_decorators import apply_mutators
+
+    apply_mutators(flow_cls, extra or [])
     flow_problems: list[FlowProblem] = []
     steps = collect_steps(flow_cls, extra, flow_problems)
     file = os.path.abspath(_source_file(flow_cls) or "<unknown>")
@@ -313,9 +316,33 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
             for attr, p in params.items()
         ],
     }
+    spec.update(flow_level_spec(flow_cls))
     if validate:
         check(spec, flow_problems)
     return spec
+
+
+def flow_level_spec(flow_cls: type) -> dict[str, Any]:
+    """What the flow's configs and flow decorators add to its GraphSpec (and
+    so to each run's record): config values, project, deploy-time decorators."""
+    from .config import config_dicts
+    from .flow_decorators import deploy_time_record
+    from .project import project_info
+    from .runtime import username
+    from .unsupported import check_flow
+
+    check_flow(flow_cls)
+    extra: dict[str, Any] = {}
+    configs = config_dicts(flow_cls)
+    if configs:
+        extra["configs"] = configs
+    info = project_info(flow_cls, username())
+    if info:
+        extra["project"] = info
+    deploy = deploy_time_record(flow_cls)
+    if deploy:
+        extra["deploy"] = deploy
+    return extra
 
 
 def _shown_default(p: Parameter) -> str:

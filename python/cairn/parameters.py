@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Callable
 
-from .errors import ParameterError
+from .errors import CairnException, ParameterError
 
 
 class JSONTypeClass:
@@ -52,9 +52,13 @@ class DeployTimeContext:
 
 
 class Parameter:
-    """A run-time input of a flow, readable as `self.<name>` in every step."""
+    """A run-time input of a flow, readable as `self.<name>` in every step.
+    Besides Metaflow's arguments it takes `separator` (the value is split on
+    it into a list, each item of `type`) and `is_flag` (a boolean switch);
+    any other keyword is an error, as in Metaflow."""
 
     IS_INCLUDE_FILE = False
+    EXTRA_KWARGS = frozenset({"separator", "is_flag"})
 
     def __init__(
         self,
@@ -66,15 +70,43 @@ class Parameter:
         show_default: bool = True,
         **kwargs: Any,
     ):
+        unknown = set(kwargs) - self.EXTRA_KWARGS
+        # Reported by the command line (check_reserved), not at import, where
+        # it would be a traceback.
+        self.problem = None if not unknown else (
+            f"Parameter('{name}') got unknown keyword argument(s) {', '.join(sorted(unknown))}; "
+            f"it takes default, type, help, required, show_default, separator and is_flag"
+        )
         self.name = name
         self.default = default
         self.help = help or ""
         self.required = required
         self.show_default = show_default
-        if type is None:
-            type = _infer_type(default)
-        self.type = type
+        self._type = type
+        self.separator: str | None = kwargs.get("separator")
+        if self.separator is not None and (not isinstance(self.separator, str) or not self.separator):
+            raise ParameterError(f"Parameter('{name}'): separator must be a non-empty string")
+        if kwargs.get("is_flag") and type is None:
+            self._type = bool
         self.kwargs = kwargs
+
+    @property
+    def type(self) -> Any:
+        if self._type is not None:
+            return self._type
+        from .config import DelayEvaluator, resolve_value
+
+        default = self.default
+        if isinstance(default, DelayEvaluator):
+            try:
+                default = resolve_value(default)
+            except CairnException:
+                return str  # configs not read yet (the command line is being built)
+        return _infer_type(default)
+
+    @type.setter
+    def type(self, value: Any) -> None:
+        self._type = value
 
     @property
     def type_name(self) -> str:
@@ -84,6 +116,12 @@ class Parameter:
     def convert(self, value: Any) -> Any:
         if value is None:
             return None
+        if self.separator is not None:
+            items = value.split(self.separator) if isinstance(value, str) else list(value)
+            return [self._convert_one(v) for v in items]
+        return self._convert_one(value)
+
+    def _convert_one(self, value: Any) -> Any:
         try:
             if self.type is bool:
                 return _to_bool(value)
@@ -106,7 +144,9 @@ class Parameter:
             env_name = self.name.upper().replace("-", "_")
             value = os.environ.get(f"CAIRN_RUN_{env_name}", os.environ.get(f"METAFLOW_RUN_{env_name}"))
         if value is None:
-            default = self.default
+            from .config import resolve_value
+
+            default = resolve_value(self.default)
             if callable(default) and not isinstance(default, type):
                 default = default(DeployTimeContext(flow_name, self.name, user))
             if default is None and self.required:
@@ -144,6 +184,19 @@ class IncludeFile(Parameter):
         except OSError as e:
             raise ParameterError(f"IncludeFile '{self.name}': cannot read {path}: {e.strerror}") from e
         return data.decode(self.encoding) if self.is_text else data
+
+
+def check_reserved(param: Parameter, run_parser: Any) -> None:
+    """A parameter may not take the name of a run option (--tag, --max-workers,
+    ...); reports a Parameter's bad arguments too."""
+    if param.problem:
+        raise ParameterError(param.problem)
+    option = f"--{param.name}"
+    if option in run_parser._option_string_actions or param.name in ("help", "h"):
+        raise ParameterError(
+            f"Parameter name '{param.name}' is a reserved word. Please use a different "
+            f"name for your parameter."
+        )
 
 
 def _infer_type(default: Any) -> Callable:

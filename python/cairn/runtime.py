@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 from . import _core, serializers
+from .flow_decorators import run_exit_hooks
 from .graph import parameters_of
+from .project import project_tags
 from .version import __version__
 
 DATASTORE_DIR = ".cairn"
@@ -110,7 +112,7 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     user = username()
     flow_payload = {
         "root": root, "user": user, "tags": tags, "with_decorators": with_decorators,
-        "file": spec["file"],
+        "file": spec["file"], "configs": spec.get("configs", {}), "project": spec.get("project"),
     }
     options = {
         "root": root,
@@ -119,7 +121,7 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
         "max_num_splits": max_num_splits,
         "user": user,
         "tags": tags,
-        "system_tags": system_tags(user),
+        "system_tags": system_tags(user) + project_tags(spec.get("project")),
         "params_json": params_json,
         "param_artifacts_json": json.dumps(param_records),
         "origin_run_id": origin_run_id,
@@ -131,8 +133,11 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     sys.stdout.flush()
     sys.stderr.flush()
     if launcher == "spawn":
-        return _core.run(options, console=console)
-    return _run_with_worker(flow_cls, spec, options, console, root)
+        summary = _core.run(options, console=console)
+    else:
+        summary = _run_with_worker(flow_cls, spec, options, console, root)
+    run_exit_hooks(flow_cls, summary, root)
+    return summary
 
 
 def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, Any],

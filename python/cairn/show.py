@@ -38,6 +38,7 @@ def _text(spec: dict[str, Any]) -> str:
         lines.append(f"Parameter {p['name']} ({p['type']}, {what})" + (f": {p['help']}" if p["help"] else ""))
     if spec.get("parameters"):
         lines.append("")
+    lines += _flow_level_lines(spec)
     for step in spec["steps"]:
         kind = " (join)" if step.get("is_join") else ""
         lines.append(f"Step {step['name']}{kind}")
@@ -48,6 +49,19 @@ def _text(spec: dict[str, Any]) -> str:
             lines.append(f"    {arrow}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _flow_level_lines(spec: dict[str, Any]) -> list[str]:
+    """Configs, the @project branch, and the deploy-time decorators."""
+    lines = [f"Config {name}: {value!r}" for name, value in spec.get("configs", {}).items()]
+    project = spec.get("project")
+    if project:
+        lines.append(f"Project {project['project_name']}, branch {project['branch_name']}")
+    for name, args in spec.get("deploy", {}).items():
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if v not in (None, [], {}, False))
+        lines.append(f"@{name}({shown}): recorded with each run; takes effect when the flow is "
+                     f"deployed to a scheduler, which cairn does not do yet")
+    return lines + [""] if lines else []
 
 
 def _edges(step: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -18,6 +18,8 @@ from typing import Any
 from . import _core, serializers
 from .current import current
 from .errors import ArtifactError, CairnError, CairnException
+from .step_call import call_step
+from .user_decorators import wrappers_of
 
 # Records travel as [name, digest, size, type, encoding].
 Record = list
@@ -308,7 +310,14 @@ def _outcome(flow: Any, ctx: TaskContext, result: dict[str, Any]) -> None:
         try:
             count = len(values)
         except TypeError:
-            count = len(list(values))
+            try:
+                count = len(list(values))
+            except TypeError:
+                raise CairnException(
+                    f"foreach over self.{var} in step '{ctx.step}': the value is a "
+                    f"{type(values).__name__}, which is not iterable; a foreach needs a list "
+                    f"(or another iterable) of items"
+                ) from None
         limit = ctx.payload.get("max_num_splits", 100)
         if count == 0:
             raise CairnException(f"foreach over self.{var} in step '{ctx.step}' has no items; a foreach needs at least one")
@@ -343,10 +352,18 @@ def _catch(flow: Any, ctx: TaskContext, decorators: list[Any], failure: StepFail
         var = catcher.attributes.get("var")
         if var:
             setattr(flow, var, failure)
+    _static_next(ctx, "@catch recovered it after it failed")
+
+
+def _static_next(ctx: TaskContext, why: str) -> None:
+    """Takes the step's transition from its source when its body did not
+    run to its self.next (a foreach or switch needs the step's own result)."""
     transition = ctx.spec.get("transition")
     if transition in ("foreach", "switch"):
-        raise CairnException(f"@catch cannot recover step '{ctx.step}': a {transition} needs the step's own result")
-    ctx.next_call = (list(ctx.spec.get("next", [])), None, None)
+        raise CairnException(f"step '{ctx.step}' has no self.next to take ({why}): a {transition} "
+                             f"needs the step's own result")
+    if transition != "end":
+        ctx.next_call = (list(ctx.spec.get("next", [])), None, None)
 
 
 def _no_failure(flow: Any, decorators: list[Any]) -> None:
@@ -384,14 +401,10 @@ def _user_traceback(e: BaseException) -> str:
 
 
 def _decorators_of(flow_cls: type, step_name: str, flow_info: dict[str, Any]) -> list[Any]:
-    from .decorators import parse_with
+    from .decorators import parse_with, with_decorators
 
-    decorators = list(getattr(getattr(flow_cls, step_name), "_cairn_decorators", []))
-    for extra in flow_info.get("with_decorators", []):
-        d = parse_with(extra)
-        if all(x.name != d.name for x in decorators):
-            decorators.append(d)
-    return decorators
+    extra = [parse_with(spec) for spec in flow_info.get("with_decorators", [])]
+    return with_decorators(getattr(flow_cls, step_name), extra)
 
 
 def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int,
@@ -422,17 +435,17 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             task_id=str(payload["task_id"]), retry_count=payload.get("attempt", 0),
             origin_run_id=str(payload["origin_run_id"]) if payload.get("origin_run_id") else None,
             username=flow_info.get("user"), tags=flow_info.get("tags", []),
-            index=frame.index if frame else None,
+            index=frame.index if frame else None, project=flow_info.get("project"),
         )
         if payload.get("fallback"):
             _catch(flow, ctx, decorators, _fallback_failure(payload))
             result["caught"] = payload.get("failure", "")
         else:
             try:
-                if ctx.is_join:
-                    getattr(flow, step_name)(ctx.inputs())
-                else:
-                    getattr(flow, step_name)()
+                wrappers = wrappers_of(decorators)
+                if not call_step(flow, step_name, ctx.inputs() if ctx.is_join else None, wrappers,
+                                 spec_step.get("options", {})) and ctx.next_call is None:
+                    _static_next(ctx, "a decorator skipped or replaced it")
             except (Exception, SystemExit) as e:
                 if not _catches_now(spec_step, payload):
                     raise

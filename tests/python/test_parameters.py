@@ -90,7 +90,8 @@ def test_bad_environment_value_is_a_clear_error(runner, params_flow):
 def test_assigning_a_parameter_in_a_step_fails_the_task(runner, params_flow):
     proc = runner.run(params_flow, "run", "--size", "1", "--mutate")
     assert proc.returncode == 1
-    assert "AttributeError: 'alpha' is a Parameter and cannot be assigned in a step" in proc.stdout
+    assert ("AttributeError: Cannot set self.alpha in step 'start': Flow level attributes and "
+            "Parameters are not modifiable") in proc.stdout
     assert not latest().successful
 
 

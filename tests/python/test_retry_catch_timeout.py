@@ -64,8 +64,8 @@ def test_retry_records_every_attempt_with_its_reason_and_logs(runner):
     end = run["end"].task
     first, second = end.attempts
     assert (first.status, first.exit_code, second.status) == ("failed", 4, "succeeded")
-    # minutes_between_retries=0.01: the engine waited at least 0.6 s.
-    assert second.started_at - first.finished_at >= 0.6
+    # minutes_between_retries=0.01 is accepted; as in Metaflow's local
+    # runtime the retry does not wait (test_strictness checks that).
 
 
 def test_retries_exhausted_fail_the_run(runner):
@@ -203,17 +203,23 @@ def test_timeout_kills_the_process_group_and_is_retried(runner):
     proc = runner.run(flow, "run")
     assert proc.returncode == 1
     task = Flow("HangFlow").latest_run["start"].task
-    assert [(a.attempt, a.status, a.signal) for a in task.attempts] == [(0, "timeout", 9), (1, "timeout", 9)]
-    assert all(a.reason == "the task timed out after 1 s" for a in task.attempts)
+    # @timeout raises TimeoutException in the step (as in Metaflow); the
+    # processes the step started are killed when it leaves.
+    assert [(a.attempt, a.status, a.signal) for a in task.attempts] == [(0, "failed", 0), (1, "failed", 0)]
+    assert all(a.reason.startswith("TimeoutException: step 'start' timed out after 1 s") for a in task.attempts)
     for n in (0, 1):
         pid = int((runner.dir / f"sleep.{n}.pid").read_text())
         assert wait_until(lambda pid=pid: process_gone(pid)), f"attempt {n}'s sleep {pid} survived the timeout"
 
 
 def test_decorator_arguments_follow_metaflow():
-    assert timeout(minutes=2, hours=1).graph_options() == {"timeout_s": 3720.0}
-    assert timeout(seconds=30).graph_options() == {"timeout_s": 30.0}
-    assert retry().graph_options() == {"retries": 3, "retry_delay_s": 120.0}
+    # The step gets the exception at step_timeout_s; the engine kills at
+    # timeout_s, after a grace of a tenth of the timeout (1 to 10 s).
+    assert timeout(minutes=2, hours=1).graph_options() == {
+        "timeout_s": 3730.0, "step_timeout_s": 3720.0}
+    assert timeout(seconds=30).graph_options() == {"timeout_s": 33.0, "step_timeout_s": 30.0}
+    # Metaflow's local runtime retries at once, whatever minutes_between_retries says.
+    assert retry().graph_options() == {"retries": 3, "retry_delay_s": 0.0}
     assert catch(var="oops").graph_options() == {"catch": True, "catch_var": "oops"}
     with pytest.raises(Exception, match="unknown argument"):
         retry(tries=3)
@@ -302,4 +308,4 @@ def test_run_with_applies_a_decorator_to_every_step(runner):
     assert proc.returncode == 1
     run = Flow("WithFlow")["3"]
     assert run["start"].task.successful
-    assert run["middle"].task.attempts[0].status == "timeout"
+    assert run["middle"].task.attempts[0].reason.startswith("TimeoutException: step 'middle' timed out")
