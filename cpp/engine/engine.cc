@@ -29,7 +29,9 @@ constexpr double kInterruptGrace = 10.0;   // seconds to collect killed tasks
 class Engine::RunState : public OutputSink {
  public:
   RunState(Engine& engine, const RunOptions& options)
-      : e_(engine), options_(options), plan_(engine.graph_) {}
+      : e_(engine), options_(options), plan_(engine.graph_) {
+    plan_.set_max_gang(options.max_workers);
+  }
 
   Result<RunSummary> Run(int wake_fd, const std::function<bool()>& interrupted);
   void OnOutput(TaskKey key, int stream, std::string_view data) override;
@@ -50,6 +52,17 @@ class Engine::RunState : public OutputSink {
   Status StartTask(TaskKey key);
   bool TryClone(TaskKey key);
   Status HandleExit(const TaskExit& exit);
+  // @parallel gangs: a member's result is held until every member ended;
+  // then all succeed, or all fail or retry together.
+  struct Gang {
+    std::map<TaskKey, std::pair<TaskResult, double>> succeeded;  // result, finished_at
+    std::map<TaskKey, std::string> tails;                         // failed members' stderr
+    TaskKey failed = 0;            // the first member that failed: it ends the attempt
+    std::string reason;
+  };
+  void GangMemberEnded(TaskKey key, std::optional<TaskResult> result, double finished_at,
+                       const std::string& tail);
+  void SettleGang(TaskKey gang_id);
   void Succeed(TaskKey key, TaskResult result, double finished_at);
   void Fail(TaskKey key, const std::string& reason, const std::string& tail);
   std::string BuildPayload(TaskKey key);
@@ -76,6 +89,7 @@ class Engine::RunState : public OutputSink {
   // Small blobs of this run (and its origin), by digest, for payloads.
   std::unordered_map<std::string, std::string> blobs_;
   nlohmann::json flow_payload_;                           // parsed once
+  std::map<TaskKey, Gang> gangs_;                         // by split task, while one runs
 };
 
 Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSink& sink)
@@ -184,10 +198,16 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
 
 Status Engine::RunState::StartWork() {
   while (e_.launcher_.running() < options_.max_workers) {
-    std::optional<TaskKey> key = plan_.FindWork();
-    if (!key) break;
-    if (TryClone(*key)) continue;
-    CAIRN_RETURN_IF_ERROR(StartTask(*key));
+    // A @parallel gang starts whole: wait until every member is ready and
+    // there is room for all of them.
+    int gang = plan_.ReadyGang();
+    if (gang < 0 || gang > options_.max_workers - e_.launcher_.running()) break;
+    for (int i = 0; i < std::max(gang, 1); ++i) {
+      std::optional<TaskKey> key = plan_.FindWork();
+      if (!key) return Status::OK();
+      if (TryClone(*key)) continue;
+      CAIRN_RETURN_IF_ERROR(StartTask(*key));
+    }
   }
   return Status::OK();
 }
@@ -388,6 +408,10 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   if (ok) {
     attempt.status = "succeeded";
     attempt.reason = result && !result->caught.empty() ? "@catch caught: " + result->caught : "";
+    if (plan_.task(key).gang != 0) {
+      GangMemberEnded(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at, "");
+      return Status::OK();
+    }
     Succeed(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at);
     return Status::OK();
   }
@@ -401,6 +425,10 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   attempt.status = AttemptStatus(exit.kind);
   attempt.reason = reason;
   rt.last_failure = reason;
+  if (plan_.task(key).gang != 0) {
+    GangMemberEnded(key, std::nullopt, attempt.finished_at, tail);
+    return Status::OK();
+  }
 
   TaskEvent ev = EventFor(key);
   FailureAction action = plan_.TaskFailed(key);
@@ -416,6 +444,71 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   double delay = action == FailureAction::kRetry ? e_.graph_.step(plan_.task(key).step).options.retry_delay_s : 0;
   retries_.emplace(MonotonicSeconds() + delay, key);
   return Status::OK();
+}
+
+void Engine::RunState::GangMemberEnded(TaskKey key, std::optional<TaskResult> result,
+                                       double finished_at, const std::string& tail) {
+  TaskKey gang_id = plan_.task(key).gang;
+  Gang& gang = gangs_[gang_id];
+  if (result) {
+    gang.succeeded.emplace(key, std::make_pair(std::move(*result), finished_at));
+  } else {
+    gang.tails[key] = tail;
+    if (gang.failed == 0) {
+      // The first failure ends this attempt of the whole gang.
+      gang.failed = key;
+      gang.reason = task(key).last_failure;
+      for (TaskKey member : plan_.GangMembers(gang_id)) {
+        if (member != key) e_.launcher_.Kill(member);
+      }
+    } else {
+      AttemptRecord& attempt = task(key).attempts.back();
+      attempt.reason = fmt::format("killed: task {} of its @parallel gang failed", gang.failed);
+      task(key).last_failure = attempt.reason;
+    }
+  }
+  if (gang.succeeded.size() + gang.tails.size() == plan_.GangMembers(gang_id).size()) SettleGang(gang_id);
+}
+
+void Engine::RunState::SettleGang(TaskKey gang_id) {
+  Gang gang = std::move(gangs_[gang_id]);
+  gangs_.erase(gang_id);
+  const std::vector<TaskKey>& members = plan_.GangMembers(gang_id);
+  if (gang.failed == 0) {
+    for (TaskKey member : members) {
+      auto& [result, finished_at] = gang.succeeded.at(member);
+      Succeed(member, std::move(result), finished_at);
+    }
+    return;
+  }
+  // One failed: every member fails this attempt, and all retry (or fail) together.
+  for (TaskKey member : members) {
+    if (gang.succeeded.count(member)) {
+      AttemptRecord& attempt = task(member).attempts.back();
+      attempt.status = "failed";
+      attempt.reason = fmt::format("its @parallel gang failed: task {}: {}", gang.failed, gang.reason);
+      task(member).last_failure = attempt.reason;
+    }
+  }
+  std::vector<TaskKey> again;
+  for (TaskKey member : members) {
+    TaskEvent ev = EventFor(member);
+    FailureAction action = plan_.TaskFailed(member);
+    const std::string& reason = task(member).last_failure;
+    if (action == FailureAction::kFail) {
+      Fail(member, reason, gang.tails[member]);
+      continue;
+    }
+    TaskEnd end;
+    end.will_retry = true;
+    end.reason = reason;
+    end.stderr_tail = gang.tails[member];
+    e_.sink_.TaskFinished(ev, end);
+    again.push_back(member);
+  }
+  // Requeued at once and in a row, so that the gang starts again whole
+  // (a local runtime retries without waiting, as Metaflow's does).
+  for (TaskKey member : again) plan_.Requeue(member);
 }
 
 void Engine::RunState::Succeed(TaskKey key, TaskResult result, double finished_at) {

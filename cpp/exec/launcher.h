@@ -65,6 +65,9 @@ class Launcher {
   // Kills every running task's process group (SIGKILL); they are still
   // reported by later Wait calls.
   virtual void KillAll() = 0;
+  // Kills one running task's process group (a @parallel gang whose sibling
+  // failed); it is still reported by a later Wait call. No-op if it ended.
+  virtual void Kill(TaskKey key) { (void)key; }
   virtual int running() const = 0;
 };
 

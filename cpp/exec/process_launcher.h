@@ -37,6 +37,7 @@ class ProcessLauncher : public Launcher {
   Result<std::vector<TaskExit>> Wait(int timeout_ms, int wake_fd,
                                      OutputSink* sink) override;
   void KillAll() override;
+  void Kill(TaskKey key) override;
   int running() const override { return tasks_.size(); }
 
  private:

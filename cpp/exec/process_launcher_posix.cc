@@ -242,6 +242,11 @@ Result<std::vector<TaskExit>> ProcessLauncher::Wait(int timeout_ms, int wake_fd,
   return tasks_.TakeEnded();
 }
 
+void ProcessLauncher::Kill(TaskKey key) {
+  RunningTask* task = tasks_.Find(key);
+  if (task != nullptr && !task->exited) KillProcessGroup(task->pid);
+}
+
 void ProcessLauncher::KillAll() {
   for (auto& [key, task] : tasks_.tasks()) {
     if (!task.exited) KillProcessGroup(task.pid);

@@ -53,6 +53,7 @@ class WorkerLauncher : public Launcher {
   Result<std::vector<TaskExit>> Wait(int timeout_ms, int wake_fd,
                                      OutputSink* sink) override;
   void KillAll() override;
+  void Kill(TaskKey key) override;
   int running() const override { return tasks_.size(); }
 
   bool worker_alive() const { return !worker_gone_; }

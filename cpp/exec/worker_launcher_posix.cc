@@ -191,6 +191,16 @@ Result<std::vector<TaskExit>> WorkerLauncher::Wait(int timeout_ms, int wake_fd,
   return tasks_.TakeEnded();
 }
 
+void WorkerLauncher::Kill(TaskKey key) {
+  RunningTask* task = tasks_.Find(key);
+  if (task == nullptr || task->exited) return;
+  if (task->pid > 0) {
+    KillProcessGroup(task->pid);
+  } else {
+    task->kill_pending = true;
+  }
+}
+
 void WorkerLauncher::KillAll() {
   for (auto& [key, task] : tasks_.tasks()) {
     if (task.exited) continue;

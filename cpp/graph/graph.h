@@ -46,6 +46,9 @@ struct Step {
   std::vector<StepId> prev;          // steps whose next includes this one
   // kBranch and kForeach: the join step that closes this split.
   StepId matching_join = kNoStep;
+  // kForeach made by self.next(..., num_parallel=N) into a @parallel step:
+  // its N tasks are a gang (they start together and fail or retry together).
+  bool parallel = false;
   TaskOptions options;
 };
 

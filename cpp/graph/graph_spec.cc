@@ -29,6 +29,7 @@ struct StepSpec {
   std::string switch_var;
   std::vector<std::pair<std::string, std::string>> cases;  // value, step
   bool is_join = false;
+  bool parallel = false;  // a num_parallel split
   TaskOptions options;
   std::vector<std::string> problems;  // found by Python
 };
@@ -72,6 +73,7 @@ Status ParseStep(const json& j, StepSpec* step) {
   step->next_line = Get<int>(j, "next_line", 0);
   step->foreach_var = Get<std::string>(j, "foreach", "");
   step->is_join = Get<bool>(j, "is_join", false);
+  step->parallel = Get<bool>(j, "parallel", false);
   step->problems = Get<std::vector<std::string>>(j, "problems", {});
   json sw = Get<json>(j, "switch", json::object());
   step->switch_var = Get<std::string>(sw, "var", "");
@@ -168,6 +170,7 @@ Result<Graph> GraphBuilder::Build() {
     step.is_join = s.is_join;
     step.foreach_var = s.foreach_var;
     step.switch_var = s.switch_var;
+    step.parallel = s.parallel;
     step.options = s.options;
     graph_.steps_.push_back(std::move(step));
     sources_.push_back({s.line, s.next_line});
@@ -245,6 +248,8 @@ void GraphBuilder::CheckStep(size_t i) {
                 "' twice; each branch must go to a different step");
       }
     }
+  } else if (s.parallel && t != "foreach") {
+    Add(next_line, s.name, "num_parallel is a kind of foreach; the GraphSpec says " + t);
   } else if (t == "foreach") {
     if (s.next.size() != 1) {
       Add(next_line, s.name,

@@ -79,11 +79,29 @@ Status Plan::TaskSucceeded(TaskKey key, const TaskOutcome& outcome) {
                        : step.foreach_var + " is empty") +
             "; a foreach needs at least one item");
       }
+      if (step.parallel && width > max_gang_) {
+        mutable_task(key).state = TaskState::kFailed;
+        failed_ = true;
+        return Status::InvalidArgument(
+            "num_parallel=" + std::to_string(width) + " is more than --max-workers " +
+            std::to_string(max_gang_) + ": a @parallel gang starts all its tasks at once; raise "
+            "--max-workers to at least " + std::to_string(width));
+      }
       CAIRN_CHECK(step.next.size() == 1);
+      const size_t first = tasks_.size();
       for (int i = 0; i < width; ++i) {
         std::vector<SplitFrame> stack = base;
         stack.push_back({key, step_id, i, width, /*foreach=*/true});
         Enter(key, step.next[0], std::move(stack));
+      }
+      if (step.parallel) {
+        // The @parallel step is no join (Python checks), so each Enter added
+        // one task, in node order.
+        std::vector<TaskKey>& members = gangs_[key];
+        for (size_t i = first; i < tasks_.size(); ++i) {
+          tasks_[i].gang = key;
+          members.push_back(tasks_[i].key);
+        }
       }
       break;
     }
@@ -145,6 +163,24 @@ void Plan::Requeue(TaskKey key) {
   --awaiting_retry_;
   t.state = TaskState::kReady;
   ready_.push_back(key);
+}
+
+int Plan::ReadyGang() const {
+  if (ready_.empty()) return 0;
+  TaskKey gang = task(ready_.front()).gang;
+  if (gang == 0) return 0;
+  const std::vector<TaskKey>& members = GangMembers(gang);
+  if (ready_.size() < members.size()) return -1;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (ready_[i] != members[i]) return -1;
+  }
+  return static_cast<int>(members.size());
+}
+
+const std::vector<TaskKey>& Plan::GangMembers(TaskKey gang) const {
+  static const std::vector<TaskKey> kNone;
+  auto it = gangs_.find(gang);
+  return it == gangs_.end() ? kNone : it->second;
 }
 
 const PlannedTask& Plan::task(TaskKey key) const {

@@ -39,6 +39,8 @@ struct PlannedTask {
   int occurrence = 0;               // nth task of this step with this stack (switch loops)
   bool fallback = false;            // @catch fallback attempt
   TaskState state = TaskState::kWaiting;
+  // A task of a @parallel step: the split task whose gang it belongs to.
+  TaskKey gang = 0;
 };
 
 // What a finished task tells the Plan about where the flow goes next.
@@ -74,6 +76,17 @@ class Plan {
   FailureAction TaskFailed(TaskKey key);
   void Requeue(TaskKey key);
 
+  // @parallel gangs. When the first ready task is a gang member: the gang's
+  // size if all its members are ready, in a row, else -1. 0 when the first
+  // ready task is no gang member, or none is ready. The Engine starts a gang
+  // only when it is whole and fits, so that all its tasks start or none.
+  int ReadyGang() const;
+  // The members of a gang by split task, in node order (empty: no such gang).
+  const std::vector<TaskKey>& GangMembers(TaskKey gang) const;
+  // The largest gang that can ever start (the Engine's --max-workers): a
+  // wider num_parallel fails its split step instead of waiting forever.
+  void set_max_gang(int max_gang) { max_gang_ = max_gang; }
+
   const PlannedTask& task(TaskKey key) const;
   const Graph& graph() const { return graph_; }
   // Key used by resume to match a task with its twin in the origin run:
@@ -99,6 +112,8 @@ class Plan {
   // Join bookkeeping: (join step, split task) -> arrivals by index.
   std::map<std::pair<StepId, TaskKey>, std::map<int, TaskKey>> arrivals_;
   std::map<std::pair<StepId, std::string>, int> occurrences_;
+  std::map<TaskKey, std::vector<TaskKey>> gangs_;  // split task -> members
+  int max_gang_ = 1 << 30;
   int running_ = 0;
   int awaiting_retry_ = 0;                  // failed, waiting for Requeue
   bool failed_ = false;

@@ -45,6 +45,7 @@ __all__ = [
 # user-defined decorators, secrets, and the names cairn does not provide yet.
 from .config import Config, ConfigValue, config_expr  # noqa: E402
 from .flow_decorators import exit_hook, schedule, trigger, trigger_on_finish  # noqa: E402
+from .parallel import parallel  # noqa: E402
 from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
 from .unsupported import conda, conda_base, pypi, pypi_base  # noqa: E402
@@ -52,6 +53,6 @@ from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_s
 
 __all__ += [
     "Config", "ConfigValue", "FlowMutator", "StepMutator", "UserStepDecorator", "conda", "conda_base",
-    "config_expr", "exit_hook", "project", "pypi", "pypi_base", "schedule", "secrets", "trigger",
+    "config_expr", "exit_hook", "parallel", "project", "pypi", "pypi_base", "schedule", "secrets", "trigger",
     "trigger_on_finish", "user_step_decorator",
 ]

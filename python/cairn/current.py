@@ -6,10 +6,15 @@ from typing import Any
 
 
 class Parallel:
-    def __init__(self, main_ip: str = "127.0.0.1", num_nodes: int = 1, node_index: int = 0):
+    def __init__(self, main_ip: str = "127.0.0.1", num_nodes: int = 1, node_index: int = 0,
+                 control_task_id: str | None = None):
         self.main_ip = main_ip
         self.num_nodes = num_nodes
         self.node_index = node_index
+        self.control_task_id = control_task_id
+
+    def __repr__(self) -> str:
+        return f"Parallel(node_index={self.node_index}, num_nodes={self.num_nodes}, main_ip={self.main_ip!r})"
 
 
 class Current:
@@ -57,7 +62,8 @@ class Current:
 
     @property
     def parallel(self) -> Parallel:
-        return Parallel()
+        """The task's place in its @parallel gang (node 0 of 1 outside one)."""
+        return Parallel(**(self._get("parallel") or {}))
 
     def __repr__(self) -> str:
         if not self._is_running:

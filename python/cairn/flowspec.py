@@ -64,6 +64,14 @@ class FlowSpec:
             names = [_step_name(t) for t in targets[0].values()]
         else:
             names = [_step_name(t) for t in targets]
+        if num_parallel is not None:
+            from .parallel import PARALLEL_VAR
+
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1:
+                raise CairnException(f"step '{ctx.step}': num_parallel must be a whole number of at "
+                                     f"least 1, got {num_parallel!r}")
+            ctx.num_parallel = num_parallel
+            foreach = PARALLEL_VAR
         ctx.next_call = (names, foreach, condition)
 
     # --- foreach -----------------------------------------------------------

@@ -32,6 +32,7 @@ class StepInfo:
     switch_var: str | None = None
     switch_cases: list[list[str]] = field(default_factory=list)
     is_join: bool = False
+    parallel: bool = False  # self.next(..., num_parallel=N)
     decorators: list[StepDecorator] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -48,6 +49,8 @@ class StepInfo:
             spec["foreach"] = self.foreach
         if self.switch_var:
             spec["switch"] = {"var": self.switch_var, "cases": self.switch_cases}
+        if self.parallel:
+            spec["parallel"] = True
         return spec
 
 
@@ -130,7 +133,14 @@ def _parse_next(info: StepInfo, node: ast.FunctionDef) -> None:
             info.problems.append(f"argument {i + 1} of self.next is not a step (write self.<step_name>)")
         else:
             info.next.append(target)
-    if "foreach" in kwargs:
+    if "num_parallel" in kwargs:
+        from .parallel import PARALLEL_VAR
+
+        info.transition, info.foreach, info.parallel = "foreach", PARALLEL_VAR, True
+        if "foreach" in kwargs or len(info.next) != 1:
+            info.problems.append("num_parallel= takes exactly one step and no foreach: "
+                                 "self.next(self.train, num_parallel=4)")
+    elif "foreach" in kwargs:
         info.transition = "foreach"
         info.foreach = const_str(kwargs["foreach"], "foreach")
         if len(info.next) != 1:
@@ -303,6 +313,9 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
             for s in steps:
                 if s.name in (attr_name, p.name):
                     s.problems.append(f"the name '{s.name}' is used by both a step and a Parameter")
+    from .parallel import check_parallel
+
+    check_parallel(steps)
     spec = {
         "flow": flow_cls.__name__,
         "file": file,
@@ -346,7 +359,9 @@ def flow_level_spec(flow_cls: type) -> dict[str, Any]:
 
 
 def _shown_default(p: Parameter) -> str:
-    d = p.default
+    from .config import resolve_value
+
+    d = resolve_value(p.default)  # configs are read before the graph is built
     if callable(d) and not isinstance(d, type):
         return f"<computed by {getattr(d, '__name__', 'a function')}>"
     return repr(d)

@@ -18,6 +18,7 @@ from typing import Any
 from . import _core, serializers
 from .current import current
 from .errors import ArtifactError, CairnError, CairnException
+from .parallel import parallel_info
 from .step_call import call_step
 from .user_decorators import wrappers_of
 
@@ -189,6 +190,7 @@ class TaskContext:
         self.inherited: dict[str, Record] = {}
         self.loaded: dict[str, Any] = {}
         self.next_call: tuple[list[str], str | None, str | None] | None = None
+        self.num_parallel = 0
         self._cache: dict[str, Any] = {}
         self.blobs: dict[str, bytes] = payload.get("blobs", {})
         self.new_blobs: dict[str, bytes] = {}
@@ -304,7 +306,9 @@ def _outcome(flow: Any, ctx: TaskContext, result: dict[str, Any]) -> None:
             f"step '{ctx.step}' called self.next({', '.join(names)}) but its source says "
             f"self.next({', '.join(spec.get('next', []))}); transitions must be static"
         )
-    if transition == "foreach":
+    if transition == "foreach" and spec.get("parallel"):
+        result["foreach_count"] = ctx.num_parallel  # the engine starts them as a gang
+    elif transition == "foreach":
         var = spec["foreach"]
         values = getattr(flow, var)
         try:
@@ -436,6 +440,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             origin_run_id=str(payload["origin_run_id"]) if payload.get("origin_run_id") else None,
             username=flow_info.get("user"), tags=flow_info.get("tags", []),
             index=frame.index if frame else None, project=flow_info.get("project"),
+            parallel=parallel_info(payload["stack"], payload["task_id"]),
         )
         if payload.get("fallback"):
             _catch(flow, ctx, decorators, _fallback_failure(payload))

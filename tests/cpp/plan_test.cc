@@ -427,5 +427,70 @@ TEST_F(PlanTest, WideForeachPlansQuickly) {
   EXPECT_LT(seconds, 0.5);
 }
 
+// self.next(self.train, num_parallel=N) into a @parallel step: a foreach whose
+// tasks are a gang, handed out whole.
+constexpr char kParallelSpec[] = R"({"flow": "ParallelFlow", "file": "/flows/parallel.py", "steps": [
+  {"name": "start", "line": 5, "transition": "foreach", "next": ["train"], "foreach": "_parallel_ubf_iter",
+   "parallel": true},
+  {"name": "train", "line": 10, "transition": "linear", "next": ["join"]},
+  {"name": "join", "line": 15, "transition": "linear", "next": ["end"], "is_join": true},
+  {"name": "end", "line": 20, "transition": "end"}]})";
+
+TEST_F(PlanTest, ParallelSplitMakesAGangThatIsReadyWhole) {
+  LoadSpec(kParallelSpec);
+  plan_->Start();
+  EXPECT_EQ(plan_->ReadyGang(), 0);  // start is no gang member
+  TaskKey start = TakeOne("start");
+  Succeed(start, Items(3));
+  EXPECT_EQ(plan_->ReadyGang(), 3);
+  Keys members = plan_->GangMembers(start);
+  ASSERT_EQ(members.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(plan_->task(members[static_cast<size_t>(i)]).gang, start);
+    EXPECT_EQ(plan_->task(members[static_cast<size_t>(i)]).stack.back().index, i);
+  }
+  Keys taken = TakeAll();
+  EXPECT_EQ(taken, members);
+  EXPECT_EQ(plan_->ReadyGang(), 0);
+
+  // A failed attempt: the Engine fails every member, then requeues them in a
+  // row; the gang is ready whole again only once all are back.
+  for (TaskKey key : members) EXPECT_EQ(plan_->TaskFailed(key), FailureAction::kFail);
+  EXPECT_TRUE(plan_->failed());
+}
+
+TEST_F(PlanTest, ParallelGangIsRequeuedWholeAndJoinsAllNodes) {
+  std::string spec = kParallelSpec;
+  spec.replace(spec.find(R"("next": ["join"]})"), 17, R"("next": ["join"], "options": {"retries": 1}})");
+  LoadSpec(spec);
+  plan_->Start();
+  TaskKey start = TakeOne("start");
+  Succeed(start, Items(2));
+  Keys members = TakeAll();
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(plan_->TaskFailed(members[0]), FailureAction::kRetry);
+  plan_->Requeue(members[0]);
+  EXPECT_EQ(plan_->ReadyGang(), -1);  // one member back: not whole yet
+  EXPECT_EQ(plan_->TaskFailed(members[1]), FailureAction::kRetry);
+  plan_->Requeue(members[1]);
+  EXPECT_EQ(plan_->ReadyGang(), 2);
+  EXPECT_EQ(TakeAll(), members);
+  Succeed(members[1]);
+  Succeed(members[0]);
+  TaskKey join = TakeOne("join");
+  EXPECT_EQ(plan_->task(join).parents, members);
+}
+
+TEST_F(PlanTest, ParallelWiderThanMaxWorkersFailsTheSplit) {
+  LoadSpec(kParallelSpec);
+  plan_->set_max_gang(2);
+  plan_->Start();
+  TaskKey start = TakeOne("start");
+  Status st = plan_->TaskSucceeded(start, Items(3));
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("num_parallel=3 is more than --max-workers 2"), std::string::npos);
+  EXPECT_TRUE(plan_->failed());
+}
+
 }  // namespace
 }  // namespace cairn
