@@ -170,12 +170,9 @@ class Config:
 
 
 def configs_of(flow_cls: type) -> dict[str, Config]:
-    found: dict[str, Config] = {}
-    for klass in reversed(flow_cls.__mro__):
-        for attr, value in vars(klass).items():
-            if isinstance(value, Config):
-                found[attr] = value
-    return found
+    from .graph import attributes_of
+
+    return attributes_of(flow_cls, Config)
 
 
 def resolved_value(cfg: Config) -> Any:

@@ -8,24 +8,21 @@ from typing import Any, Callable, ClassVar
 from .errors import CairnException
 
 
-class StepDecorator:
-    """Base of step decorators. Subclasses set `name` and `defaults`; the
-    engine reads their options through `graph_options`. A subclass with a
-    name is registered for `--with NAME` (as in Metaflow). Written bare
-    (`@retry`) a decorator works as with empty parentheses (`@retry()`)."""
+class Decorator:
+    """What step and flow decorators share: `name`, keyword arguments checked
+    against `defaults`, and bare use (`@retry` works as `@retry()`)."""
 
     name = ""
     defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if isinstance(cls.__dict__.get("name"), str) and cls.name:
-            DECORATORS[cls.name] = cls
+    @staticmethod
+    def _decorates(target: Any) -> bool:
+        return callable(target)
 
     def __new__(cls, *args: Any, **attributes: Any) -> Any:
         if not args:
             return super().__new__(cls)
-        if len(args) == 1 and callable(args[0]) and not attributes:
+        if len(args) == 1 and cls._decorates(args[0]) and not attributes:
             bare = super().__new__(cls)
             bare.__init__()
             return bare(args[0])
@@ -39,6 +36,17 @@ class StepDecorator:
                 f"it takes {sorted(self.defaults)}"
             )
         self.attributes = {**self.defaults, **attributes}
+
+
+class StepDecorator(Decorator):
+    """Base of step decorators. Subclasses set `name` and `defaults`; the
+    engine reads their options through `graph_options`. A subclass with a
+    name is registered for `--with NAME` (as in Metaflow)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("name"), str) and cls.name:
+            DECORATORS[cls.name] = cls
 
     def __call__(self, func: Callable) -> Callable:
         decos = func.__dict__.setdefault("_cairn_decorators", [])

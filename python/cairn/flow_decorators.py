@@ -10,31 +10,15 @@ import sys
 import traceback
 from typing import Any, Callable, ClassVar
 
+from .decorators import Decorator
 from .errors import CairnException
 
 
-class FlowDecorator:
+class FlowDecorator(Decorator):
     """Base of flow decorators: usable bare (`@schedule`) or called
     (`@schedule(daily=True)`); arguments may refer to configs."""
 
-    name = ""
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __new__(cls, *args: Any, **attributes: Any) -> Any:
-        if not args:
-            return super().__new__(cls)
-        if len(args) == 1 and inspect.isclass(args[0]) and not attributes:
-            bare = super().__new__(cls)
-            bare.__init__()
-            return bare(args[0])
-        raise CairnException(f"@{cls.name} takes keyword arguments only, e.g. @{cls.name}(...)")
-
-    def __init__(self, **attributes: Any):
-        unknown = set(attributes) - set(self.defaults)
-        if unknown:
-            raise CairnException(f"@{self.name} got unknown argument(s) {sorted(unknown)}; "
-                                 f"it takes {sorted(self.defaults)}")
-        self.attributes = {**self.defaults, **attributes}
+    _decorates = staticmethod(inspect.isclass)
 
     def __call__(self, flow_cls: type) -> type:
         if not inspect.isclass(flow_cls):

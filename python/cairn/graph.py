@@ -287,13 +287,19 @@ def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None,
     return steps
 
 
-def parameters_of(flow_cls: type) -> dict[str, Parameter]:
-    params: dict[str, Parameter] = {}
+def attributes_of(flow_cls: type, kind: type) -> dict[str, Any]:
+    """{attribute name: value} of the flow's class-level values of `kind`
+    (Parameters, Configs), bases first."""
+    found: dict[str, Any] = {}
     for klass in reversed(flow_cls.__mro__):
         for attr_name, attr in vars(klass).items():
-            if isinstance(attr, Parameter):
-                params[attr_name] = attr
-    return params
+            if isinstance(attr, kind):
+                found[attr_name] = attr
+    return found
+
+
+def parameters_of(flow_cls: type) -> dict[str, Parameter]:
+    return attributes_of(flow_cls, Parameter)
 
 
 def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,

@@ -89,7 +89,8 @@ MODES = {
     "exit": ("failed", 3, 0, r"^SystemExit: the step called sys\.exit\(3\)$"),
     "segfault": ("killed", -1, 11, r"^the task was killed by signal 11 \(SIGSEGV\)$"),
     "sigkill": ("killed", -1, 9, r"^the task was killed by signal 9 \(SIGKILL"),
-    "hang": ("timeout", -1, 9, r"^the task timed out after 1 s$"),
+    # @timeout raises in the step (as in Metaflow); the step's processes die with it.
+    "hang": ("failed", 1, 0, r"^TimeoutException: step 'bad' timed out after 1 s \(@timeout\)$"),
     "unpicklable": ("failed", 1, 0, r"^ArtifactError: artifact 'lock' of step 'bad' could not be pickled"),
 }
 

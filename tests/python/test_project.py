@@ -32,23 +32,6 @@ if __name__ == "__main__":
     ProjectFlow()
 """
 
-PLAIN = """
-from cairn import FlowSpec, step
-
-
-class PlainFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    PlainFlow()
-"""
 
 
 def test_branches_current_and_system_tags(runner):
@@ -72,7 +55,7 @@ def test_branches_current_and_system_tags(runner):
 
 
 def test_branch_options_need_project_and_valid_names(runner):
-    flow = runner.write("plain_flow.py", PLAIN)
+    flow = runner.flow("plain_flow.py")
     proc = runner.run(flow, "--branch", "x", "run")
     assert proc.returncode == 1
     assert proc.stderr.strip() == "cairn error: --branch applies to flows with @project; PlainFlow has none"

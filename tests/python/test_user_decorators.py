@@ -132,21 +132,8 @@ def test_user_step_decorators_wrap_skip_and_replace(runner):
 
 def test_with_a_decorator_from_a_module(runner):
     runner.write("decos.py", DECOS)
-    flow = runner.write("plain.py", """
-        from cairn import FlowSpec, step
+    flow = runner.flow("plain_flow.py")
 
-        class PlainFlow(FlowSpec):
-            @step
-            def start(self):
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-
-        if __name__ == "__main__":
-            PlainFlow()
-        """)
     proc = runner.run(flow, "run", "--with", "decos.counted:label=cli", check=True)
     assert "counted: start exception=None" in proc.stdout and "counted: end exception=None" in proc.stdout
     proc = runner.run(flow, "run", "--with", "nosuchmodule.deco")
