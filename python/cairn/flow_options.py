@@ -52,18 +52,25 @@ def prepare(flow_cls: type, args: argparse.Namespace) -> None:
 
 
 def _origin_configs(flow_cls: type, args: argparse.Namespace) -> dict[str, Any]:
-    from . import _core
     from .runtime import datastore_root
 
-    ds = _core.Datastore(datastore_root(args.datastore_root), readonly=True)
+    return run_configs(flow_cls.__name__, datastore_root(args.datastore_root), args.origin_run_id)
+
+
+def run_configs(flow_name: str, root: str, run_id: int | None = None) -> dict[str, Any]:
+    """The configs a run was made with (default: the flow's latest run), for
+    commands that act on an existing run (resume; spin): pass them to
+    read_configs(flow_cls, stored=...)."""
+    from . import _core
+
+    ds = _core.Datastore(root, readonly=True)
     try:
-        run_id = args.origin_run_id
         if run_id is None:
-            runs = ds.runs(flow_cls.__name__, 1)
+            runs = ds.runs(flow_name, 1)
             if not runs:
-                raise _core.NotFoundError(f"flow {flow_cls.__name__} has no run to resume")
+                raise _core.NotFoundError(f"flow {flow_name} has no run to resume")
             run_id = runs[0].run_id
-        graph = json.loads(ds.get_run(flow_cls.__name__, run_id).graph_json or "{}")
+        graph = json.loads(ds.get_run(flow_name, run_id).graph_json or "{}")
     finally:
         del ds
     return graph.get("configs", {})
