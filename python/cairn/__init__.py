@@ -48,11 +48,11 @@ from .flow_decorators import exit_hook, schedule, trigger, trigger_on_finish  # 
 from .parallel import parallel  # noqa: E402
 from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
-from .unsupported import conda, conda_base, pypi, pypi_base  # noqa: E402
+from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
 from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_step_decorator  # noqa: E402
 
 __all__ += [
     "Config", "ConfigValue", "FlowMutator", "StepMutator", "UserStepDecorator", "conda", "conda_base",
-    "config_expr", "exit_hook", "parallel", "project", "pypi", "pypi_base", "schedule", "secrets", "trigger",
+    "config_expr", "exit_hook", "parallel", "project", "pypi", "pypi_base", "pytorch_parallel", "schedule", "secrets", "trigger",
     "trigger_on_finish", "user_step_decorator",
 ]

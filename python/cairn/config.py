@@ -269,6 +269,11 @@ def _read_file(cfg: Config, path: str) -> str:
         raise ConfigError(f"config '{cfg.name}': cannot read {path}: {e.strerror}") from None
 
 
+def config_values(flow_cls: type) -> dict[str, Any]:
+    """{attribute name: ConfigValue (or None)} of the flow's read configs."""
+    return {attr: cfg._value for attr, cfg in configs_of(flow_cls).items() if cfg._value is not _NOT_READ}
+
+
 def config_dicts(flow_cls: type) -> dict[str, Any]:
     """{config name: plain value} of the flow's read configs, for the GraphSpec."""
     out = {}

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from . import _core, serializers
+from .config import config_values
 from .flow_decorators import run_exit_hooks
 from .graph import parameters_of
 from .project import project_tags
@@ -66,12 +67,13 @@ def store_parameters(flow_cls: type, cli_values: dict[str, Any], root: str, user
     values = {attr: p.resolve(cli_values.get(attr), flow_cls.__name__, user) for attr, p in params.items()}
     store = _core.ArtifactStore(root)
     records, shown = [], {}
-    for attr, param in params.items():
-        value = values[attr]
+    # Configs are artifacts of the run too (as in Metaflow): run.data.<config>.
+    for attr, value in {**values, **config_values(flow_cls)}.items():
         segments, encoding = serializers.dumps(value)
         digest, size, _ = store.put(segments)
         records.append([attr, digest, size, serializers.type_name(value), encoding])
-        shown[param.name] = _shown(param, value, cli_values.get(attr))
+    for attr, param in params.items():
+        shown[param.name] = _shown(param, values[attr], cli_values.get(attr))
     return records, shown
 
 

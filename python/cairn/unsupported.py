@@ -52,6 +52,12 @@ class conda(_UnavailableStep):  # noqa: N801
     hint = _ENVIRONMENT_HINT
 
 
+class pytorch_parallel(_UnavailableStep):  # noqa: N801
+    name = "pytorch_parallel"
+    hint = ("use @parallel and set torch.distributed up from current.parallel (MASTER_ADDR is "
+            "current.parallel.main_ip, RANK its node_index, WORLD_SIZE its num_nodes)")
+
+
 class pypi_base(_UnavailableFlow):  # noqa: N801
     name = "pypi_base"
     hint = _ENVIRONMENT_HINT
@@ -72,4 +78,4 @@ def check_flow(flow_cls: type) -> None:
             deco.fail(f"flow {flow_cls.__name__}: ")  # type: ignore[attr-defined]
 
 
-__all__ = ["conda", "conda_base", "pypi", "pypi_base"]
+__all__ = ["conda", "conda_base", "pypi", "pypi_base", "pytorch_parallel"]

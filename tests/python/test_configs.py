@@ -54,6 +54,7 @@ def test_configs_feed_decorators_parameters_and_steps(runner):
     assert start.data.seen == {"cpu": 2, "model": "m1", "alpha": 0.5}
     # @retry(times=config_expr("tuning.retries")) with retries=1: two attempts.
     assert [a.status for a in start.attempts] == ["failed", "succeeded"]
+    assert run.data.cfg.model.name == "m1"  # configs are artifacts of the run, as in Metaflow
     assert _graph(runner, int(run.id))["configs"] == {
         "cfg": {"cpu": 2, "model": {"name": "m1"}}, "tuning": {"alpha": 0.5, "retries": 1}}
 

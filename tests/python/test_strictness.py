@@ -212,7 +212,7 @@ def test_foreach_over_a_non_iterable_names_the_foreach_and_the_step(runner):
 def test_metaflow_names_not_provided_yet_import_and_fail_clearly(runner):
     import cairn
 
-    for name in ("pypi", "pypi_base", "conda", "conda_base"):
+    for name in ("pypi", "pypi_base", "conda", "conda_base", "pytorch_parallel"):
         assert hasattr(cairn, name), name
     flow = runner.write("pypi_flow.py", """
         from cairn import FlowSpec, pypi, pypi_base, step

@@ -136,6 +136,18 @@ def test_with_a_decorator_from_a_module(runner):
 
     proc = runner.run(flow, "run", "--with", "decos.counted:label=cli", check=True)
     assert "counted: start exception=None" in proc.stdout and "counted: end exception=None" in proc.stdout
+    # A StepMutator by --with: it adds @retry to every step before the graph is built.
+    proc = runner.python("""
+        import json, sys
+        sys.argv = ["plain_flow.py"]
+        from cairn.cli import spec_for
+        from cairn.config import read_configs
+        from plain_flow import PlainFlow
+        read_configs(PlainFlow)
+        spec = spec_for(PlainFlow, ["decos.with_retry_and_fallback"])
+        print(json.dumps({s["name"]: s["options"].get("retries") for s in spec["steps"]}))
+        """)
+    assert proc.stdout.strip() == '{"start": 1, "end": 1}', proc.stderr
     proc = runner.run(flow, "run", "--with", "nosuchmodule.deco")
     assert proc.returncode == 1
     assert "--with nosuchmodule.deco: cannot import deco from nosuchmodule" in proc.stderr
