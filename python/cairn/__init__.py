@@ -53,6 +53,7 @@ from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_s
 
 __all__ += [
     "Config", "ConfigValue", "FlowMutator", "StepMutator", "UserStepDecorator", "conda", "conda_base",
-    "config_expr", "exit_hook", "parallel", "project", "pypi", "pypi_base", "pytorch_parallel", "schedule", "secrets", "trigger",
+    "config_expr", "exit_hook", "parallel", "project", "pypi", "pypi_base", "pytorch_parallel",
+    "schedule", "secrets", "trigger",
     "trigger_on_finish", "user_step_decorator",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Mapping
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable
 
 from .errors import CairnException
 

@@ -61,7 +61,7 @@ def _flow_level_lines(spec: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if v not in (None, [], {}, False))
         lines.append(f"@{name}({shown}): recorded with each run; takes effect when the flow is "
                      f"deployed to a scheduler, which cairn does not do yet")
-    return lines + [""] if lines else []
+    return [*lines, ""] if lines else []
 
 
 def _edges(step: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 from .errors import CairnException
 

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable, ClassVar
 
 from .decorators import DECORATORS, StepDecorator, parse_with
 from .errors import CairnException
