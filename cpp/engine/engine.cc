@@ -463,7 +463,7 @@ void Engine::RunState::GangMemberEnded(TaskKey key, std::optional<TaskResult> re
       }
     } else {
       AttemptRecord& attempt = task(key).attempts.back();
-      attempt.reason = fmt::format("killed: task {} of its @parallel gang failed", gang.failed);
+      attempt.reason = fmt::format("its @parallel gang was stopped: task {} failed", gang.failed);
       task(key).last_failure = attempt.reason;
     }
   }

@@ -71,7 +71,18 @@ class FakeLauncher : public Launcher {
   }
 
   void KillAll() override {}
+  // A killed task ends at once, killed by SIGKILL, as a real launcher reports it.
+  void Kill(TaskKey key) override {
+    for (auto& [running_key, ending] : running_) {
+      if (running_key != key) continue;
+      killed_.push_back(key);
+      ending.kind = ExitKind::kSignaled;
+      ending.signal = 9;
+      ending.hold = false;
+    }
+  }
   int running() const override { return static_cast<int>(running_.size()); }
+  const std::vector<TaskKey>& killed() const { return killed_; }
 
   // Payloads of the tasks started, in order.
   const std::vector<json>& started() const { return started_; }
@@ -85,6 +96,7 @@ class FakeLauncher : public Launcher {
   Script script_;
   std::deque<std::pair<TaskKey, Ending>> running_;
   std::vector<json> started_;
+  std::vector<TaskKey> killed_;
 };
 
 // A result whose one artifact is named after the step.
@@ -208,6 +220,50 @@ TEST_F(EngineTest, FailureFailsTheRunWhileARunningSiblingFinishes) {
   EXPECT_EQ(b.status, "succeeded");
   ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("BranchFlow", summary.run_id));
   EXPECT_EQ(run.status, "failed");
+}
+
+TEST_F(EngineTest, ParallelGangIsKilledAndRetriedWholeWhenOneNodeFails) {
+  spec_ = R"({"flow": "ParallelFlow", "file": "/flows/parallel.py", "steps": [
+    {"name": "start", "line": 5, "transition": "foreach", "next": ["train"],
+     "foreach": "_parallel_ubf_iter", "parallel": true},
+    {"name": "train", "line": 10, "transition": "linear", "next": ["join"], "options": {"retries": 1}},
+    {"name": "join", "line": 15, "transition": "linear", "next": ["end"], "is_join": true},
+    {"name": "end", "line": 20, "transition": "end"}]})";
+  ASSERT_OK_AND_ASSIGN(Graph graph, Graph::FromSpec(spec_));
+  graph_ = std::make_unique<Graph>(std::move(graph));
+  int train_starts = 0;
+  FakeLauncher launcher([&train_starts](const std::string& step, int attempt) {
+    Ending e;
+    if (step == "start") e.result = R"({"artifacts": [], "foreach_count": 3})";
+    if (step == "train" && attempt == 0) {
+      // Node 1 fails; nodes 0 and 2 would run on until they are killed.
+      if (train_starts++ == 1) {
+        e.exit_code = 1;
+        e.result = R"({"exception": {"type": "RuntimeError", "message": "node 1 fails", "traceback": ""}})";
+      } else {
+        e.hold = true;
+      }
+    }
+    return e;
+  });
+  ASSERT_OK_AND_ASSIGN(RunSummary summary, Run(launcher));
+  EXPECT_EQ(summary.status, "succeeded");
+  EXPECT_EQ(launcher.started_steps(), (std::vector<std::string>{
+      "start", "train", "train", "train", "train", "train", "train", "join", "end"}));
+  EXPECT_EQ(launcher.killed(), (std::vector<TaskKey>{2, 4}));
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> train, store_->Tasks(summary.run_id, "train"));
+  ASSERT_EQ(train.size(), 3u);
+  std::vector<std::string> first;
+  for (const TaskRecord& t : train) {
+    ASSERT_EQ(t.attempts.size(), 2u);
+    first.push_back(t.attempts[0].status + ": " + t.attempts[0].reason);
+    EXPECT_EQ(t.attempts[1].status, "succeeded");
+  }
+  EXPECT_EQ(first, (std::vector<std::string>{
+      "killed: its @parallel gang was stopped: task 3 failed", "failed: RuntimeError: node 1 fails",
+      "killed: its @parallel gang was stopped: task 3 failed"}));
+  // The join has every node as an input, in node order.
+  EXPECT_EQ(TaskOf(summary.run_id, "join").parents, (std::vector<TaskKey>{2, 3, 4}));
 }
 
 TEST_F(EngineTest, RetryThenSuccessRecordsBothAttempts) {

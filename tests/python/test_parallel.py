@@ -75,7 +75,7 @@ def test_a_failing_node_kills_the_gang_which_retries_whole(runner):
     assert first == [("killed", 9), ("failed", 0), ("killed", 9)]
     failed_id = tasks[1].id
     for t in (tasks[0], tasks[2]):
-        assert t.attempts[0].reason == f"killed: task {failed_id} of its @parallel gang failed"
+        assert t.attempts[0].reason == f"its @parallel gang was stopped: task {failed_id} failed"
     assert all([a.status for a in t.attempts] == ["killed" if t is not tasks[1] else "failed", "succeeded"]
                for t in tasks)
     assert run["join"].task.data.seen[1] == (1, 3, "127.0.0.1")
