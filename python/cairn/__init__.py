@@ -50,6 +50,9 @@ from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
 from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
 from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_step_decorator  # noqa: E402
+from .excepthook import install as _install_excepthook  # noqa: E402
+
+_install_excepthook()
 
 __all__ += [
     "Config", "ConfigValue", "FlowMutator", "StepMutator", "UserStepDecorator", "conda", "conda_base",

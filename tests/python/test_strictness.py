@@ -239,3 +239,27 @@ def test_metaflow_names_not_provided_yet_import_and_fail_clearly(runner):
     assert "Traceback" not in proc.stderr
     flow.write_text(source.replace("DISABLED", "True"))
     runner.run(flow, "run", check=True)
+
+
+def test_decorator_errors_while_the_flow_file_loads_are_one_line(runner):
+    flow = runner.write("badargs.py", """
+        from cairn import FlowSpec, project, retry, step
+
+        @project
+        class BadArgsFlow(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            BadArgsFlow()
+        """)
+    proc = runner.run(flow, "run")
+    assert proc.returncode == 1
+    assert proc.stderr == "cairn error: @project needs a name: @project(name='my_project')\n"
+    proc = runner.run(flow, "run", env={"CAIRN_DEBUG": "1"})
+    assert "Traceback" in proc.stderr  # kept for debugging
