@@ -46,6 +46,13 @@ class Current:
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
 
     @property
+    def card(self) -> Any:
+        """The running step's cards (cairn.cards): append, extend, clear, [id], refresh."""
+        from .cards.runtime import current_card
+
+        return current_card()
+
+    @property
     def parallel(self) -> Parallel:
         return Parallel()
 
