@@ -25,8 +25,8 @@ CARD_TYPES = ("default", "blank", "html")
 EDITABLE = ("default", "blank")
 
 
-class CardTimeout(Exception):
-    pass
+class CardTimeout(BaseException):
+    """BaseException, so that no component's own error handling swallows it."""
 
 
 class StepCard:
