@@ -153,7 +153,9 @@ async function showRun(flow, runId, step, gen) {
   const run = await api(`/api/runs/${enc(flow)}/${runId}`);
   if (gen !== generation) return;
   crumbs(el("a", {href: "#/"}, "runs"), el("a", {href: `#/run/${enc(flow)}/${runId}`}, `${flow}/${runId}`));
-  const selected = step || (run.steps.find((s) => s.total > 1) || run.steps[0] || {}).name;
+  // Without a step in the address: the running step, else a failed one, else the widest.
+  const widest = [...run.steps].sort((a, b) => b.total - a.total)[0];
+  const selected = step || (run.steps.find((s) => s.running) || run.steps.find((s) => s.failed) || widest || {}).name;
   if (stepState.step !== selected) Object.assign(stepState, {step: selected, status: "", offset: 0});
   const graph = el("div", {id: "graph"});
   graph.innerHTML = run.graph_svg;  // made by the server from the run's own GraphSpec, text escaped
