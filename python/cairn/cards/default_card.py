@@ -11,6 +11,8 @@ from typing import Any
 from .page import graph_svg
 from .preview import human_size, preview_html, table_html
 
+RENDER_TIME_MARK = "<!--cairn-render-seconds-->"  # replaced by CardSession.render
+
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
@@ -62,4 +64,6 @@ def sections(session: Any, card: Any, context: dict[str, Any]) -> str:
     spec = info.get("spec")
     if spec:
         out += ["<h2>Flow</h2>", graph_svg(spec.get("steps", []), current=info.get("step_name"))]
+    out.append(f'<p class="cairn-note">Card rendered in <span id="cairn-render-seconds">{RENDER_TIME_MARK}'
+               "</span> s.</p>")
     return "".join(out)

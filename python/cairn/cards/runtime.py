@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 from .components import CardComponent, Error
+from . import default_card
+from .default_card import RENDER_TIME_MARK
 from .page import page
 
 # Artifact records of cards are named CARD_PREFIX + their position on the
@@ -178,7 +180,9 @@ class CardSession:
     def render(self, card: StepCard, context: dict[str, Any]) -> str:
         """The card's HTML; a failure or timeout gives a card showing it."""
         try:
-            return _with_timeout(card.timeout, lambda: self._render(card, context))
+            started = time.perf_counter()
+            text = _with_timeout(card.timeout, lambda: self._render(card, context))
+            return text.replace(RENDER_TIME_MARK, f"{time.perf_counter() - started:.3f}", 1)
         except BaseException as e:  # noqa: BLE001 - a card never fails the task
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -188,8 +192,6 @@ class CardSession:
             return page(self.title(), f"<h1>{html.escape(self.title())}</h1>{error}")
 
     def _render(self, card: StepCard, context: dict[str, Any]) -> str:
-        from . import default_card
-
         if card.type == "html":
             attr = card.options.get("attribute", "html")
             flow = context.get("flow")
