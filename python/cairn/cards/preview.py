@@ -9,6 +9,8 @@ import html
 import reprlib
 from typing import Any
 
+from ..client_display import human_size
+
 MAX_TEXT = 2000     # characters of a string or repr shown
 HEAD_ROWS = 10      # rows of a DataFrame or Series
 HEAD_COLUMNS = 20   # columns of a DataFrame
@@ -20,15 +22,6 @@ _repr.maxdict = 20
 _repr.maxstring = 200
 _repr.maxother = 200
 _repr.maxlevel = 3
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 def _clip(text: str, limit: int = MAX_TEXT) -> str:
