@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from .. import _core, serializers
 from ..cards.client import card_records
@@ -27,6 +27,21 @@ from ..errors import CairnException, NotFoundError
 TIMELINE_MAX = 1000   # bars in a run's timeline
 _LOG_NAME = re.compile(r"^(\d+)\.(\d+)\.(out|err)$")
 _LIVE_NAME = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.html$")
+
+
+class Row(NamedTuple):
+    """One task in listings (a recorded one, or a running one found by its log)."""
+
+    task_id: int
+    step: str
+    status: str
+    started_at: float
+    finished_at: float
+    attempts: int
+    foreach_index: int
+
+    def duration(self, now: float) -> float:
+        return _duration(self.started_at, self.finished_at, now)
 
 
 class BadRequest(CairnException):
@@ -57,7 +72,20 @@ class UIData:
         self._ds = _core.Datastore(root, readonly=True)
         self._files = _core.ArtifactStore(root)
         self._lock = threading.Lock()
-        self._tasks_cache: OrderedDict[int, list[Any]] = OrderedDict()
+        # What is derived from a finished run never changes: its task list,
+        # its page and its steps' task rows, by (run id, what).
+        self._memo: OrderedDict[tuple[int, str], Any] = OrderedDict()
+
+    def _memoized(self, run: Any, what: str, make: Callable[[], Any]) -> Any:
+        if run.status == "running":
+            return make()
+        key = (run.run_id, what)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = make()
+            while len(self._memo) > 64:
+                self._memo.popitem(last=False)
+        return found
 
     # -- runs -------------------------------------------------------------
 
@@ -89,17 +117,17 @@ class UIData:
         with self._lock:
             return self._ds.get_run(flow, _int(run_id, "run id"))
 
-    def _tasks(self, run: Any) -> list[Any]:
-        cached = self._tasks_cache.get(run.run_id)
-        if cached is not None:
-            return cached
-        with self._lock:
-            tasks = list(self._ds.tasks(run.run_id))
-        if run.status != "running":  # a finished run never changes
-            self._tasks_cache[run.run_id] = tasks
-            while len(self._tasks_cache) > 8:
-                self._tasks_cache.popitem(last=False)
-        return tasks
+    def _tasks(self, run: Any) -> list[Row]:
+        """The run's recorded tasks as Rows (each record's fields read once:
+        every read of a record's field converts it anew)."""
+
+        def fetch() -> list[Row]:
+            with self._lock:
+                records = self._ds.tasks(run.run_id)
+            return [Row(t.task_id, t.step, t.status, t.started_at, t.finished_at, len(t.attempts),
+                        t.foreach_index) for t in records]
+
+        return self._memoized(run, "tasks", fetch)  # type: ignore[no-any-return]
 
     def _running(self, run: Any, steps: list[str], recorded: set[int]) -> list[dict[str, Any]]:
         """Tasks of a running run that are not recorded yet: those with a log."""
@@ -126,6 +154,9 @@ class UIData:
 
     def run(self, flow: str, run_id: Any) -> dict[str, Any]:
         run = self._run(flow, run_id)
+        return self._memoized(run, "page", lambda: self._run_page(run))  # type: ignore[no-any-return]
+
+    def _run_page(self, run: Any) -> dict[str, Any]:
         spec = json.loads(run.graph_json or "{}")
         steps = spec.get("steps", [])
         names = [s["name"] for s in steps]
@@ -138,19 +169,19 @@ class UIData:
         for t in tasks:
             s = summary[t.step]
             s["total"] += 1
-            s[t.status if t.status in ("succeeded", "failed") else "failed"] += 1
-            s["retried"] += len(t.attempts) > 1
-        for t in running:
-            summary[t["step"]]["total"] += 1
-            summary[t["step"]]["running"] += 1
+            s["succeeded" if t.status == "succeeded" else "failed"] += 1
+            s["retried"] += t.attempts > 1
+        for r in running:
+            summary[r["step"]]["total"] += 1
+            summary[r["step"]]["running"] += 1
         for s in summary.values():
             s["state"] = ("running" if s["running"] else "failed" if s["failed"]
                           else "succeeded" if s["total"] else "pending")
-        ordered = sorted(tasks, key=lambda t: (t.started_at, t.task_id))
+        ordered = sorted(tasks, key=lambda t: (t.started_at, t.task_id))[:TIMELINE_MAX]
         timeline = [{"task_id": t.task_id, "step": t.step, "status": t.status, "start": t.started_at,
-                     "end": t.finished_at, "attempts": len(t.attempts)} for t in ordered[:TIMELINE_MAX]]
-        timeline += [{"task_id": t["task_id"], "step": t["step"], "status": "running",
-                      "start": t["started_at"], "end": now, "attempts": t["attempt"] + 1} for t in running]
+                     "end": t.finished_at, "attempts": t.attempts} for t in ordered]
+        timeline += [{"task_id": r["task_id"], "step": r["step"], "status": "running",
+                      "start": r["started_at"], "end": now, "attempts": r["attempt"] + 1} for r in running]
         return {
             **self._run_row(run, now), "params": json.loads(run.params_json or "{}"),
             "steps": [{"name": s["name"], "foreach": bool(s.get("foreach")), "is_join": bool(s.get("is_join")),
@@ -168,22 +199,28 @@ class UIData:
         if sort not in ("id", "duration", "start"):
             raise BadRequest(f"sort must be id, duration or start, got {sort!r}")
         offset, limit = max(0, _int(offset, "offset")), min(500, max(1, _int(limit, "limit")))
-        now = time.time()
-        tasks = self._tasks(run)
-        rows = [{"task_id": t.task_id, "status": t.status, "started_at": t.started_at,
-                 "finished_at": t.finished_at, "duration": _duration(t.started_at, t.finished_at, now),
-                 "attempts": len(t.attempts), "foreach_index": t.foreach_index}
-                for t in tasks if t.step == step]
-        rows += [{"task_id": t["task_id"], "status": "running", "started_at": t["started_at"],
-                  "finished_at": 0, "duration": _duration(t["started_at"], 0, now),
-                  "attempts": t["attempt"] + 1, "foreach_index": -1}
-                 for t in self._running(run, [step], {t.task_id for t in tasks})]
+        rows = self._memoized(run, f"step:{step}", lambda: self._step_rows(run, step))
         if status:
-            rows = [r for r in rows if r["status"] == status]
-        key = {"id": "task_id", "duration": "duration", "start": "started_at"}[sort]
-        rows.sort(key=lambda r: (r[key], r["task_id"]), reverse=order == "desc")
-        return {"step": step, "total": len(rows), "offset": offset, "limit": limit,
-                "tasks": rows[offset:offset + limit]}
+            rows = [r for r in rows if r.status == status]
+        now = time.time()
+        if sort == "duration":
+            rows = sorted(rows, key=lambda r: (r.duration(now), r.task_id), reverse=order == "desc")
+        elif sort == "start" or order == "desc":
+            field = 3 if sort == "start" else 0
+            rows = sorted(rows, key=lambda r: (r[field], r.task_id), reverse=order == "desc")
+        page = [{"task_id": r.task_id, "status": r.status, "started_at": r.started_at,
+                 "finished_at": r.finished_at, "duration": r.duration(now), "attempts": r.attempts,
+                 "foreach_index": r.foreach_index} for r in rows[offset:offset + limit]]
+        return {"step": step, "total": len(rows), "offset": offset, "limit": limit, "tasks": page}
+
+    def _step_rows(self, run: Any, step: str) -> list[Row]:
+        """The step's tasks by id: recorded ones, then running ones."""
+        tasks = self._tasks(run)
+        rows = [t for t in tasks if t.step == step]
+        rows += [Row(r["task_id"], step, "running", r["started_at"], 0.0, r["attempt"] + 1, -1)
+                 for r in self._running(run, [step], {t.task_id for t in tasks})]
+        rows.sort(key=lambda r: r.task_id)
+        return rows
 
     # -- tasks ------------------------------------------------------------
 

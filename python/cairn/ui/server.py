@@ -39,10 +39,10 @@ def _routes(data: UIData) -> list[Route]:
         (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}$"), lambda q, f, r, t: data.task(f, r, t), "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}/log$"), lambda q, f, r, t: data.log(f, r, t, **q), "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}/artifacts/{seg}$"),
-         lambda q, f, r, t, n: data.artifact_preview(f, r, t, n), "fragment"),
-        (re.compile(rf"^/card/{seg}/{num}/{num}/{num}$"), lambda q, f, r, t, i: data.card(f, r, t, i), "card"),
+         lambda q, f, r, t, n: data.artifact_preview(f, r, t, n), "html"),
+        (re.compile(rf"^/card/{seg}/{num}/{num}/{num}$"), lambda q, f, r, t, i: data.card(f, r, t, i), "html"),
         (re.compile(rf"^/card/{seg}/{num}/{num}/live/{num}/{num}$"),
-         lambda q, f, r, t, a, i: data.live_card(f, r, t, a, i), "card"),
+         lambda q, f, r, t, a, i: data.live_card(f, r, t, a, i), "html"),
     ]
 
 
@@ -116,10 +116,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if kind == "json":
             self._send(HTTPStatus.OK, json.dumps(result).encode(), "application/json")
-        elif kind == "fragment":
-            self._send(HTTPStatus.OK, result.encode(), "text/html; charset=utf-8",
-                       {"Content-Security-Policy": CARD_CSP})
-        else:
+        else:  # a card or a preview: sandboxed should anyone open it as a page
             self._send(HTTPStatus.OK, result.encode(), "text/html; charset=utf-8",
                        {"Content-Security-Policy": CARD_CSP})
 
