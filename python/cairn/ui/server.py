@@ -28,16 +28,23 @@ STATIC = ("index.html", "app.js", "app.css")
 Route = tuple["re.Pattern[str]", Callable[..., Any], str]
 
 
+def _pick(query: dict[str, str], *keys: str) -> dict[str, str]:
+    return {k: v for k, v in query.items() if k in keys}
+
+
 def _routes(data: UIData) -> list[Route]:
     seg = r"([^/]+)"
     num = r"(\d+)"
     return [
-        (re.compile(r"^/api/runs$"), lambda q: data.runs(**q), "json"),
+        (re.compile(r"^/api/runs$"),
+         lambda q: data.runs(**_pick(q, "flow", "status", "tag", "user", "offset", "limit")), "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}$"), lambda q, f, r: data.run(f, r), "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}/steps/{seg}/tasks$"),
-         lambda q, f, r, s: data.step_tasks(f, r, s, **q), "json"),
+         lambda q, f, r, s: data.step_tasks(f, r, s, **_pick(q, "sort", "order", "status", "offset", "limit")),
+         "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}$"), lambda q, f, r, t: data.task(f, r, t), "json"),
-        (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}/log$"), lambda q, f, r, t: data.log(f, r, t, **q), "json"),
+        (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}/log$"),
+         lambda q, f, r, t: data.log(f, r, t, **_pick(q, "stream", "attempt", "offset")), "json"),
         (re.compile(rf"^/api/runs/{seg}/{num}/tasks/{num}/artifacts/{seg}$"),
          lambda q, f, r, t, n: data.artifact_preview(f, r, t, n), "html"),
         (re.compile(rf"^/card/{seg}/{num}/{num}/{num}$"), lambda q, f, r, t, i: data.card(f, r, t, i), "html"),
@@ -46,7 +53,6 @@ def _routes(data: UIData) -> list[Route]:
     ]
 
 
-_QUERY_KEYS = {"flow", "status", "tag", "user", "offset", "limit", "sort", "order", "stream", "attempt"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -94,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             return
-        query = {k: v[-1] for k, v in parse_qs(url.query).items() if k in _QUERY_KEYS}
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         for pattern, handler, kind in self.server.routes:
             m = pattern.match(path)
             if m:
@@ -108,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
         except NotFoundError as e:
             self._error(HTTPStatus.NOT_FOUND, str(e))
             return
-        except (BadRequest, TypeError) as e:
+        except BadRequest as e:
             self._error(HTTPStatus.BAD_REQUEST, str(e))
             return
         except CairnError as e:
