@@ -136,6 +136,7 @@ def test_an_artifact_preview_and_a_card(page, ui_url):
     card = page.frame_locator("iframe[data-card='0']")
     sync_api.expect(card.locator("h1").first).to_contain_text("CardsFlow/2/start")
     sync_api.expect(card.locator("progress")).to_have_attribute("value", "7.0")
+    page.evaluate("document.querySelector(\"iframe[data-card='0']\").scrollIntoView({block: 'end'})")
     shot(page, "task")
     page.goto(page.locator("iframe[data-card='0']").get_attribute("src").join([ui_url, ""]))
     sync_api.expect(page.locator("h2").first).to_contain_text("Task")

@@ -161,12 +161,15 @@ class CardSession:
         if not self.live_dir:
             return
         text = self.render(card, {"live": True})
-        os.makedirs(self.live_dir, exist_ok=True)
         path = self.live_path(card)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        try:
+            os.makedirs(self.live_dir, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except OSError as e:  # a full disk, say: the step goes on, only the live view lags
+            print(f"@card: could not write the live card: {e}", file=sys.stderr)
 
     def remove_live(self) -> None:
         for card in self.cards:
