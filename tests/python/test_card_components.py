@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pandas as pd
-
 from cairn.cards import Artifact, Error, Image, Markdown, ProgressBar, Table, VegaChart
 from cairn.cards.preview import preview_html
 from cairn.cards.runtime import CardCollector, CardSession, StepCard

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 import pytest
-
 from cairn import Flow
 from cairn.cards import get_cards
 
@@ -93,7 +93,7 @@ def test_card_cli_list_get_view(cards_run, tmp_path):
     r.run(flow, "card", "get", "1/middle/2", str(out), "--id", "summary", check=True)
     assert "<td>two</td>" in out.read_text()
     viewed = r.run(flow, "card", "view", "start", check=True, env={"DISPLAY": "", "BROWSER": ""})
-    assert "CardsFlow/1/start/1" in open(viewed.stdout.strip()).read()
+    assert "CardsFlow/1/start/1" in Path(viewed.stdout.strip()).read_text()
     ambiguous = r.run(flow, "card", "get", "1/middle/2")
     assert ambiguous.returncode == 1 and "pick one with --id" in ambiguous.stderr
     assert "Traceback" not in ambiguous.stderr

@@ -9,9 +9,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from cairn.ui.server import UIServer
 from cairn.ui.api import UIData
+from cairn.ui.server import UIServer
 
 pytestmark = pytest.mark.e2e
 
@@ -131,7 +130,7 @@ def test_errors_are_json_and_paths_are_ids(ui):
                       (f"{ui}/api/runs/UiForeachFlow/1/steps/work/tasks?sort=name", 400),
                       (f"{ui}/api/runs?limit=x", 400), (f"{ui}/static/../api.py", 404),
                       (f"{ui}/api/runs/UiForeachFlow/x", 404)]:
-        status, headers, body = get(url)
+        status, _, body = get(url)
         assert status == code, (url, body)
         assert "error" in json.loads(body)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html as html_mod
 import os
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import CairnException
 from .runtime import CARD_PREFIX
@@ -18,7 +19,7 @@ class Card:
     def __init__(self, task: Any, record: Any):
         self._task = task
         self._rec = record
-        _, type_, card_id = (record.type.split("/", 2) + ["", ""])[:3]
+        _, type_, card_id = [*record.type.split("/", 2), "", ""][:3]
         self.type: str = type_ or "default"
         self.id: str | None = card_id or None
         self.hash: str = record.digest

@@ -8,8 +8,9 @@ import html
 import time
 from typing import Any
 
+from ..client_display import human_size
 from .page import graph_svg
-from .preview import human_size, preview_html, table_html
+from .preview import preview_html, table_html
 
 RENDER_TIME_MARK = "<!--cairn-render-seconds-->"  # replaced by CardSession.render
 

@@ -9,8 +9,6 @@ import html
 import reprlib
 from typing import Any
 
-from ..client_display import human_size
-
 MAX_TEXT = 2000     # characters of a string or repr shown
 HEAD_ROWS = 10      # rows of a DataFrame or Series
 HEAD_COLUMNS = 20   # columns of a DataFrame

@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Any
 
-from .components import CardComponent, Error
 from . import default_card
+from .components import CardComponent, Error
 from .default_card import RENDER_TIME_MARK
 from .page import page
 
@@ -186,7 +186,7 @@ class CardSession:
             started = time.perf_counter()
             text = _with_timeout(card.timeout, lambda: self._render(card, context))
             return text.replace(RENDER_TIME_MARK, f"{time.perf_counter() - started:.3f}", 1)
-        except BaseException as e:  # noqa: BLE001 - a card never fails the task
+        except BaseException as e:  # a card never fails the task
             if isinstance(e, KeyboardInterrupt):
                 raise
             title = "timed out" if isinstance(e, CardTimeout) else "failed to render"

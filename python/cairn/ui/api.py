@@ -257,7 +257,7 @@ class UIData:
                          for a in t.attempts],
             "artifacts": [{"name": a.name, "type": a.type, "size": a.size} for a in t.artifacts
                           if not a.name.startswith(CARD_PREFIX)],
-            "cards": [{"index": int(a.name[len(CARD_PREFIX):]), "type": (a.type.split("/") + ["", ""])[1],
+            "cards": [{"index": int(a.name[len(CARD_PREFIX):]), "type": [*a.type.split("/"), "", ""][1],
                        "id": a.type.split("/", 2)[2] if a.type.count("/") >= 2 else "",
                        "url": f"/card/{flow}/{run.run_id}/{t.task_id}/{a.name[len(CARD_PREFIX):]}"}
                       for a in card_records(t)],
