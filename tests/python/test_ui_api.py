@@ -47,6 +47,18 @@ def get_json(url: str) -> dict:
     return json.loads(body)
 
 
+def wait_for(fetch, done, timeout: float = 30.0):
+    """fetch() until done(value), polling: the condition, not a fixed delay."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
 def test_runs_newest_first_with_filters_and_paging(ui):
     page = get_json(f"{ui}/api/runs")
     assert [(r["flow"], r["run_id"]) for r in page["runs"]] == [("CardsFlow", 3), ("UiForeachFlow", 2), ("UiForeachFlow", 1)]
@@ -149,3 +161,61 @@ def test_ui_refuses_a_missing_datastore(tmp_path):
 
     with pytest.raises(NotFoundError, match="no cairn datastore"):
         UIData(str(tmp_path / "none"))
+
+
+def test_two_runs_written_at_once_are_read_live(tmp_path):
+    """The UI reads while two engines write: both show as running with their
+    waiting task, then as succeeded, with no restart of the server."""
+    import subprocess
+    import sys
+
+    from conftest import FlowRunner
+
+    r = FlowRunner(tmp_path)
+    flow = r.flow("ui_live_flow.py")
+    procs = [subprocess.Popen([sys.executable, str(flow), "run", "--gate", f"gate{i}"], cwd=r.dir, env=r.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    server = None
+    try:
+        for p in procs:  # each run's console says when its step waits at the gate
+            for line in p.stdout:
+                if "waiting for" in line:
+                    break
+        server = UIServer(UIData(str(r.root)), "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = server.url.rstrip("/")
+        runs = get_json(f"{base}/api/runs?status=running")["runs"]
+        assert sorted(x["run_id"] for x in runs) == [1, 2]
+        for run_id in (1, 2):
+            # The engine commits a finished task within 0.25 s (kFlushInterval).
+            run = wait_for(lambda rid=run_id: get_json(f"{base}/api/runs/UiLiveFlow/{rid}"),
+                           lambda page: page["steps"][0]["state"] == "succeeded")
+            assert {s["name"]: s["state"] for s in run["steps"]} == {
+                "start": "succeeded", "wait": "running", "end": "pending"}
+            waiting = run["running_tasks"][0]
+            task = get_json(f"{base}/api/runs/UiLiveFlow/{run_id}/tasks/{waiting['task_id']}")
+            assert task["status"] == "running" and [c["type"] for c in task["cards"]] == ["live"]
+            status, _, body = get(base + task["cards"][0]["url"])
+            assert status == 200 and 'value="4.0"' in body.decode()
+            log = get_json(f"{base}/api/runs/UiLiveFlow/{run_id}/tasks/{waiting['task_id']}/log")
+            assert log["running"] and "waiting for gate" in log["text"]
+        for i in range(2):
+            (r.dir / f"gate{i}").write_text("open")
+        for p in procs:
+            p.wait(timeout=60)
+            assert p.returncode == 0
+        assert get_json(f"{base}/api/runs?status=succeeded")["total"] == 2
+        run = get_json(f"{base}/api/runs/UiLiveFlow/2")
+        assert [s["state"] for s in run["steps"]] == ["succeeded"] * 3 and not run["running_tasks"]
+        wait_task = get_json(f"{base}/api/runs/UiLiveFlow/2/steps/wait/tasks")["tasks"][0]
+        task = get_json(f"{base}/api/runs/UiLiveFlow/2/tasks/{wait_task['task_id']}")
+        assert [c["type"] for c in task["cards"]] == ["blank"]  # the stored card replaced the live one
+        assert not list((r.root / "live" / "2").iterdir())
+    finally:
+        for i in range(2):
+            (r.dir / f"gate{i}").write_text("open")
+        for p in procs:
+            p.wait(timeout=60)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
