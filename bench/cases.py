@@ -32,11 +32,12 @@ class Sizes:
     resume_wide: int = 1000
     dedup_mb: int = 200
     dedup_runs: int = 10       # per flow, two flows
+    card_rows: int = 1_000_000
 
     @classmethod
     def smoke(cls) -> Sizes:
         return cls(foreach1k=50, foreach10k=120, artifact_mb=5, numpy_bytes=16 << 20, list_runs=200,
-                   list_runs_metaflow=5, resume_wide=50, dedup_mb=5, dedup_runs=2)
+                   list_runs_metaflow=5, resume_wide=50, dedup_mb=5, dedup_runs=2, card_rows=10_000)
 
 
 @dataclass
@@ -280,6 +281,37 @@ def dedup(ctx: Ctx) -> dict[str, Any]:
             "runs": len(walls), "blob_mb": size / MB}
 
 
+def ui_runs(ctx: Ctx) -> dict[str, Any]:
+    """The runs page's first screen over list_setup's runs (the server's first answer)."""
+    count = json.loads((ctx.dir / "expected.json").read_text())["runs"]
+    got = ctx.client("ui_first_screen.py", "runs", label="ui-runs")
+    ctx.expect(got["total"] == count and got["rows"] == min(50, count), f"ui runs page {got}, {count} runs")
+    return {"first_screen_s": got["first_screen_s"], "warm_s": got["warm_s"], "runs": count}
+
+
+def ui_run_setup(ctx: Ctx) -> None:
+    n = ctx.sizes.foreach10k
+    ctx.setup(ctx.fw.run_argv(ctx.flow("foreach.py"), *ctx.fw.foreach_args(n)), "ui-run-setup")
+    (ctx.dir / "expected.json").write_text(json.dumps({"tasks": n}))
+
+
+def ui_run(ctx: Ctx) -> dict[str, Any]:
+    """A run page's first screen for a wide foreach: the run (graph, step
+    states, timeline) and the first page of its widest step's tasks."""
+    n = json.loads((ctx.dir / "expected.json").read_text())["tasks"]
+    got = ctx.client("ui_first_screen.py", "run", "ForeachFlow", "1", label="ui-run")
+    ctx.expect(got["total"] == n and got["rows"] == 50, f"ui run page {got}, {n} tasks")
+    return {"first_screen_s": got["first_screen_s"], "warm_s": got["warm_s"], "tasks": n}
+
+
+def card_case(ctx: Ctx) -> dict[str, Any]:
+    """A default card of a task with 20 artifacts, one a DataFrame of card_rows rows."""
+    ctx.setup(ctx.fw.run_argv(ctx.flow("card20.py"), "--rows", str(ctx.sizes.card_rows)), "card-run")
+    got = ctx.client("read_card.py", label="card")
+    ctx.expect(got["artifacts"] == 20, f"card task has {got['artifacts']} artifacts, expected 20")
+    return got
+
+
 @dataclass
 class Metric:
     key: str
@@ -343,6 +375,18 @@ CASES: list[Case] = [
     Case("dedup", dedup, [Metric("growth_mb", "dedup: datastore growth", "MB",
                                  lambda s: max(s.dedup_mb * 1.05, s.dedup_mb + 2.0), smoke_check=True)],
          metaflow_repeat=1),
+    Case("ui-runs", ui_runs, [
+        Metric("first_screen_s", "ui: runs page, first screen (cold)", "s", _c(0.3)),
+        Metric("warm_s", "ui: runs page, again", "s"),
+    ], setup=list_setup, metaflow=False),
+    Case("ui-run10k", ui_run, [
+        Metric("first_screen_s", "ui: run page of a foreach10k, first screen (cold)", "s", _c(0.3)),
+        Metric("warm_s", "ui: run page of a foreach10k, again", "s"),
+    ], setup=ui_run_setup, metaflow=False),
+    Case("card", card_case, [
+        Metric("render_s", "card: default card, 20 artifacts incl. a 1M-row DataFrame", "s", _c(0.5)),
+        Metric("card_mb", "card: its file", "MB", _c(2.0), smoke_check=True),
+    ], metaflow=False),
 ]
 
 BY_NAME = {c.name: c for c in CASES}

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(build-essential cmake pkg-config pybind11-dev nlohmann-json3-dev libspdlog-dev
-  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libsqlite3-dev libzstd-dev libxxhash-dev)
+  libfmt-dev libcli11-dev libgtest-dev libgmock-dev libsqlite3-dev libzstd-dev libxxhash-dev
+  chromium)  # chromium: the browser tests of cairn ui (Playwright drives it; it downloads no browser)
 
 install_system() {
   local missing=()
@@ -39,7 +40,7 @@ build_cpp_tests() {
 case "${1:-}" in
   install)
     install_system
-    install_python test,examples
+    install_python test,examples,ui
     ;;
   hello)
     install_system
@@ -48,7 +49,7 @@ case "${1:-}" in
     ;;
   test)
     install_system
-    install_python test,examples
+    install_python test,examples,ui
     build_cpp_tests
     ctest --test-dir build/cpp --output-on-failure -j "$(nproc)"
     "$PYTHON" -m pytest -q

@@ -30,7 +30,9 @@ Status TaskLog::Append(int s, std::string_view data) {
     st.file = std::fopen(path.c_str(), "ab");
     if (!st.file) return Status::FromErrno(errno, "opening log " + path);
   }
-  if (std::fwrite(data.data(), 1, data.size(), st.file) != data.size()) {
+  // Flushed at once, so readers (`cairn ui`, `logs` of a running task) see
+  // output as it arrives; Append runs once per pipe read, not per line.
+  if (std::fwrite(data.data(), 1, data.size(), st.file) != data.size() || std::fflush(st.file) != 0) {
     return Status::FromErrno(errno, "writing log " + base_);
   }
   size_t pos = 0;

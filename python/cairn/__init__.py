@@ -18,7 +18,7 @@ from .client import (
     namespace,
 )
 from .current import current
-from .decorators import StepDecorator, catch, environment, resources, retry, step, timeout
+from .decorators import StepDecorator, card, catch, environment, resources, retry, step, timeout
 from .errors import (
     CairnError,
     CairnException,
@@ -37,7 +37,7 @@ __all__ = [
     "CairnError", "CairnException", "DataArtifact", "DatastoreError", "Flow", "FlowSpec",
     "GraphError", "IncludeFile", "JSONType", "MergeArtifactsError", "Metaflow", "MetaflowData",
     "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Runner", "Step", "StepDecorator",
-    "Task", "__version__", "catch", "current", "default_namespace", "environment", "get_namespace",
+    "Task", "__version__", "card", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
 ]
 

@@ -119,6 +119,11 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     dump.add_argument("--file", help="write the artifacts to this pickle file")
     dump.add_argument("--max-value-size", type=int, default=1000, help="longest repr shown")
 
+    from .cards import cli as cards_cli
+
+    cards_cli.add_parser(sub)
+    COMMANDS["card"] = cards_cli.run
+
     tag = sub.add_parser("tag", help="add, remove, replace or list a run's tags")
     tag.add_argument("action", choices=["add", "remove", "replace", "list"])
     tag.add_argument("tags", nargs="*")

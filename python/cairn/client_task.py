@@ -141,7 +141,9 @@ class Task(CairnObject):
 
     def _artifact_map(self) -> dict[str, DataArtifact]:
         if self._artifacts is None:
-            self._artifacts = {a.name: DataArtifact._make(self, a) for a in self._rec.artifacts}
+            # Cards are stored as artifacts with a reserved name; get_cards reads them.
+            self._artifacts = {a.name: DataArtifact._make(self, a) for a in self._rec.artifacts
+                               if not a.name.startswith("_cairn_card.")}
         return self._artifacts
 
     def __iter__(self) -> Iterator[DataArtifact]:

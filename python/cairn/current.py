@@ -61,6 +61,13 @@ class Current:
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
 
     @property
+    def card(self) -> Any:
+        """The running step's cards (cairn.cards): append, extend, clear, [id], refresh."""
+        from .cards.runtime import current_card
+
+        return current_card()
+
+    @property
     def parallel(self) -> Parallel:
         """The task's place in its @parallel gang (node 0 of 1 outside one)."""
         return Parallel(**(self._get("parallel") or {}))

@@ -141,6 +141,41 @@ class resources(StepDecorator):
     defaults: ClassVar[dict[str, Any]] = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
 
 
+class CardDecorator(StepDecorator):
+    """@card: an HTML report of each task of the step (cairn.cards). A step
+    may have several, told apart by `id`."""
+
+    name = "card"
+    defaults: ClassVar[dict[str, Any]] = {"type": "default", "id": None, "options": {}, "timeout": 45,
+                                          "refresh_interval": 5, "save_errors": True}
+
+    def __init__(self, **attributes: Any):
+        super().__init__(**attributes)
+        from .cards.runtime import CARD_TYPES
+
+        if self.attributes["type"] not in CARD_TYPES:
+            raise CairnException(f"@card(type={self.attributes['type']!r}): unknown card type; "
+                                 f"cairn has {', '.join(CARD_TYPES)}")
+
+    def __call__(self, func: Callable) -> Callable:
+        decos = func.__dict__.setdefault("_cairn_decorators", [])
+        cards = [d for d in decos if d.name == "card"]
+        if any(d.attributes["id"] == self.attributes["id"] for d in cards):
+            which = f"id={self.attributes['id']!r}" if self.attributes["id"] else "no id"
+            raise CairnException(f"step '{func.__name__}' has two @card decorators with {which}; "
+                                 "give each card its own id")
+        # Decorators apply bottom-up; the first @card in the source comes first.
+        decos.insert(decos.index(cards[0]) if cards else len(decos), self)
+        return func
+
+
+def card(func: Callable | None = None, **attributes: Any) -> Any:
+    """`@card` or `@card(type=..., id=..., options=..., timeout=...)`."""
+    if func is not None:
+        return CardDecorator()(func)
+    return CardDecorator(**attributes)
+
+
 def parse_with(spec: str) -> Any:
     """Parses `--with retry` / `--with timeout:seconds=30,minutes=1`, and
     `--with module.name[:k=v,...]` for a decorator defined in a module (a
@@ -217,4 +252,5 @@ def with_decorators(func: Callable, extra: list[Any]) -> list[StepDecorator]:
     return [d.resolved() for d in own + extra]
 
 
-__all__ = ["StepDecorator", "catch", "environment", "resources", "retry", "step", "timeout"]
+__all__ = ["CardDecorator", "StepDecorator", "card", "catch", "environment", "resources", "retry", "step",
+           "timeout"]

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from . import _core, serializers
+from .cards.runtime import start_task as start_cards
 from .current import current
 from .errors import ArtifactError, CairnError, CairnException
 from .parallel import parallel_info
@@ -442,6 +443,8 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             index=frame.index if frame else None, project=flow_info.get("project"),
             parallel=parallel_info(payload["stack"], payload["task_id"]),
         )
+        cards = start_cards(decorators, {**current._info, "attempt": payload.get("attempt", 0),
+                                         "root": flow_info.get("root"), "spec": spec})
         if payload.get("fallback"):
             _catch(flow, ctx, decorators, _fallback_failure(payload))
             result["caught"] = payload.get("failure", "")
@@ -462,7 +465,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             else:
                 _no_failure(flow, decorators)
         _outcome(flow, ctx, result)
-        result["artifacts"] = _persist(flow, ctx)
+        result["artifacts"] = cards.finish(flow, ctx, _persist(flow, ctx), result)
     except SystemExit as e:
         # sys.exit(n) in a step: the task fails with that exit status.
         code = e.code if isinstance(e.code, int) and 0 < e.code < 256 else 1
