@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/engine_log.h"
 #include "engine/task_io.h"
 #include "engine/task_log.h"
 #include "sched/plan.h"
@@ -33,6 +34,7 @@ class Engine::RunState : public OutputSink {
 
   Result<RunSummary> Run(int wake_fd, const std::function<bool()>& interrupted);
   void OnOutput(TaskKey key, int stream, std::string_view data) override;
+  EngineLog& log() { return log_; }
 
  private:
   // What the engine knows of a task beyond the Plan's view.
@@ -76,6 +78,7 @@ class Engine::RunState : public OutputSink {
   // Small blobs of this run (and its origin), by digest, for payloads.
   std::unordered_map<std::string, std::string> blobs_;
   nlohmann::json flow_payload_;                           // parsed once
+  EngineLog log_;
 };
 
 Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSink& sink)
@@ -84,10 +87,13 @@ Engine::~Engine() = default;
 
 Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::function<bool()> interrupted) {
   RunState state(*this, options);
-  return state.Run(wake_fd, interrupted);
+  Result<RunSummary> result = state.Run(wake_fd, interrupted);
+  if (!result.ok()) state.log().Error("the run stopped", result.status());
+  return result;
 }
 
 Status Engine::RunState::Prepare() {
+  CAIRN_RETURN_IF_ERROR(EngineLog::CheckEnvironment());
   CAIRN_ASSIGN_OR_RETURN(params_, ArtifactsFromJson(options_.param_artifacts_json));
   flow_payload_ = json::parse(options_.flow_payload_json, nullptr, /*allow_exceptions=*/false);
   if (flow_payload_.is_discarded()) return Status::InvalidArgument("flow_payload_json is not JSON");
@@ -102,6 +108,7 @@ Status Engine::RunState::Prepare() {
   CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run));
   run_id_ = record.run_id;
   summary_.run_id = run_id_;
+  (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
 
   // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
   TaskRecord params;
@@ -144,6 +151,7 @@ Status Engine::RunState::Prepare() {
 
 Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()>& interrupted) {
   CAIRN_RETURN_IF_ERROR(Prepare());
+  log_.RunStarted(options_, run_id_, e_.graph_.flow_name());
   e_.sink_.RunStarted(run_id_, e_.graph_.flow_name(), options_.origin_run_id);
   plan_.Start();
   last_flush_ = MonotonicSeconds();
@@ -178,6 +186,7 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
   if (summary_.status == "failed" && summary_.failure.empty()) summary_.failure = "the run stopped before its end step";
   CAIRN_RETURN_IF_ERROR(Flush(true));
   CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, summary_.status));
+  log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
   return summary_;
 }
@@ -302,6 +311,7 @@ Status Engine::RunState::StartTask(TaskKey key) {
   attempt.started_at = WallSeconds();
   rt.attempts.push_back(attempt);
   e_.sink_.TaskStarted(ev);
+  log_.TaskStarted(ev);
   Status st = e_.launcher_.Start(cmd);
   if (!st.ok()) {
     // Could not even start it: the same as a task that failed at once.
@@ -346,6 +356,7 @@ bool Engine::RunState::TryClone(TaskKey key) {
   rec.started_at = from.started_at;
   rec.finished_at = from.finished_at;
   summary_.tasks_cloned++;
+  log_.TaskCloned(EventFor(key), rec.origin);
   TaskEnd end;
   end.succeeded = end.cloned = true;
   e_.sink_.TaskFinished(EventFor(key), end);
@@ -388,6 +399,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   if (ok) {
     attempt.status = "succeeded";
     attempt.reason = result && !result->caught.empty() ? "@catch caught: " + result->caught : "";
+    log_.TaskExited(EventFor(key), exit, attempt.status, attempt.reason);
     Succeed(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at);
     return Status::OK();
   }
@@ -403,6 +415,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   rt.last_failure = reason;
 
   TaskEvent ev = EventFor(key);
+  log_.TaskExited(ev, exit, attempt.status, reason);
   FailureAction action = plan_.TaskFailed(key);
   if (action == FailureAction::kFail) {
     Fail(key, reason, tail);
@@ -415,6 +428,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   e_.sink_.TaskFinished(ev, end);
   double delay = action == FailureAction::kRetry ? e_.graph_.step(plan_.task(key).step).options.retry_delay_s : 0;
   retries_.emplace(MonotonicSeconds() + delay, key);
+  log_.TaskRetry(ev, delay);
   return Status::OK();
 }
 
@@ -475,13 +489,16 @@ Status Engine::RunState::Flush(bool force) {
   if (pending_.empty()) return Status::OK();
   double now = MonotonicSeconds();
   if (!force && pending_.size() < kFlushBatch && now - last_flush_ < kFlushInterval) return Status::OK();
-  CAIRN_RETURN_IF_ERROR(e_.store_.RecordTasks(pending_));
+  Status st = e_.store_.RecordTasks(pending_);
+  log_.Committed(pending_.size(), MonotonicSeconds() - now, st);
+  CAIRN_RETURN_IF_ERROR(st);
   pending_.clear();
   last_flush_ = now;
   return Status::OK();
 }
 
 Status Engine::RunState::Interrupt(int wake_fd) {
+  log_.Interrupted(e_.launcher_.running());
   e_.launcher_.KillAll();
   double deadline = MonotonicSeconds() + kInterruptGrace;
   while (e_.launcher_.running() > 0 && MonotonicSeconds() < deadline) {
@@ -498,6 +515,7 @@ Status Engine::RunState::Interrupt(int wake_fd) {
       a.reason = "the run was interrupted";
       a.finished_at = WallSeconds();
       a.signal = exit.signal;
+      log_.TaskExited(EventFor(exit.key), exit, a.status, a.reason);
       Record(exit.key, "failed");
     }
   }
@@ -505,6 +523,7 @@ Status Engine::RunState::Interrupt(int wake_fd) {
   summary_.failure = "the run was interrupted";
   CAIRN_RETURN_IF_ERROR(Flush(true));
   CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, "failed"));
+  log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
   return Status::Interrupted(fmt::format("run {} was interrupted; resume it with 'resume'", run_id_));
 }

@@ -14,6 +14,7 @@
 #include "store/schema_sql.h"
 #include "store/sqlite.h"
 #include "util/fs.h"
+#include "util/process_identity.h"
 #include "util/time.h"
 
 namespace cairn {
@@ -34,6 +35,11 @@ constexpr SchemaMigration kMigrations[] = {
     // 1 → 2: small blobs move into the database.
     {"add the blobs table",
      "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"},
+    // 2 → 3: who the engine is, beyond its pid, so readers can tell a crashed
+    // run (its engine gone) from a running one.
+    {"record the engine's start time and machine",
+     "ALTER TABLE runs ADD COLUMN engine_started INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE runs ADD COLUMN engine_machine TEXT NOT NULL DEFAULT '';"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion,
               "every schema version needs a migration step from the one before");
@@ -65,7 +71,7 @@ std::vector<int64_t> SplitIds(const std::string& text) {
 
 #define RUN_COLUMNS                                                         \
   "run_id, flow, status, user, created_at, finished_at, origin_run_id, " \
-  "engine_pid, params_json, graph_json"
+  "engine_pid, params_json, graph_json, engine_started, engine_machine"
 #define TASK_COLUMNS                                                          \
   "run_id, task_id, step, status, foreach_index, clone_key, origin, "       \
   "result_json, parents, started_at, finished_at"
@@ -85,6 +91,12 @@ RunRecord ReadRun(const Stmt& s) {
   r.engine_pid = s.ColumnInt64(7);
   r.params_json = s.ColumnText(8);
   r.graph_json = s.ColumnText(9);
+  r.engine_started = s.ColumnInt64(10);
+  r.engine_machine = s.ColumnText(11);
+  if (r.status == "running" &&
+      CheckProcess({r.engine_pid, r.engine_started, r.engine_machine}) == Liveness::kGone) {
+    r.status = "crashed";
+  }
   return r;
 }
 
@@ -164,7 +176,8 @@ Status Datastore::State::Prepare() {
       {&insert_flow, "INSERT OR IGNORE INTO flows (name, created_at) VALUES (?1, ?2)"},
       {&insert_run,
        "INSERT INTO runs (flow, status, user, created_at, origin_run_id, engine_pid, "
-       "params_json, graph_json) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7)"},
+       "params_json, graph_json, engine_started, engine_machine) "
+       "VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_tag, "INSERT OR IGNORE INTO tags (run_id, tag, system) VALUES (?1, ?2, ?3)"},
       {&delete_tag, "DELETE FROM tags WHERE run_id = ?1 AND tag = ?2 AND system = 0"},
       {&finish_run, "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1"},
@@ -188,7 +201,7 @@ Status Datastore::State::Prepare() {
        // A listing leaves out the GraphSpec (hundreds of bytes to tens of KB
        // a run, which no listing shows): '' in its place. GetRun has it.
        "SELECT run_id, flow, status, user, created_at, finished_at, origin_run_id, engine_pid, "
-       "params_json, '' FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
+       "params_json, '', engine_started, engine_machine FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
        "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
        "WHERE r.flow = ?1 AND t.run_id BETWEEN ?2 AND ?3 ORDER BY t.run_id DESC, t.tag"},
@@ -310,14 +323,16 @@ Result<RunRecord> Datastore::CreateRun(const NewRun& run) {
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
   if (run.flow.empty()) return Status::InvalidArgument("CreateRun: empty flow name");
   double now = WallSeconds();
+  ProcessIdentity engine = SelfIdentity();
   int64_t run_id = 0;
   {
     CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
     CAIRN_RETURN_IF_ERROR(s.insert_flow.Reset().Bind(1, run.flow).Bind(2, now).Run());
     CAIRN_RETURN_IF_ERROR(s.insert_run.Reset()
                               .Bind(1, run.flow).Bind(2, run.user).Bind(3, now)
-                              .Bind(4, run.origin_run_id).Bind(5, static_cast<int64_t>(::getpid()))
+                              .Bind(4, run.origin_run_id).Bind(5, engine.pid)
                               .Bind(6, run.params_json).Bind(7, run.graph_json)
+                              .Bind(8, engine.start_ticks).Bind(9, engine.machine)
                               .Run());
     run_id = s.db.LastInsertRowid();
     for (int system : {0, 1}) {

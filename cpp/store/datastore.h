@@ -15,7 +15,7 @@
 
 namespace cairn {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct ArtifactRecord {
   std::string name;
@@ -57,12 +57,16 @@ struct TaskRecord {
 struct RunRecord {
   int64_t run_id = 0;
   std::string flow;
-  std::string status;             // "running", "succeeded", "failed"
+  // "running", "succeeded", "failed", or "crashed": stored as "running" but
+  // its engine process is gone (reads report it so; see CheckProcess).
+  std::string status;
   std::string user;
   double created_at = 0;
   double finished_at = 0;         // 0 while running
   int64_t origin_run_id = 0;      // resume: the run it continues, else 0
   int64_t engine_pid = 0;
+  int64_t engine_started = 0;     // the engine's start time (ProcessIdentity)
+  std::string engine_machine;     // host and boot it ran on (ProcessIdentity)
   std::string params_json;        // {"name": value} as given
   std::string graph_json;         // the GraphSpec it ran
   std::vector<std::string> tags;          // user tags
