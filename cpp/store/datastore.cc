@@ -5,11 +5,14 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <mutex>
+
+#include <fmt/format.h>
 
 #include "store/schema_sql.h"
 #include "store/sqlite.h"
@@ -78,6 +81,33 @@ std::vector<int64_t> SplitIds(const std::string& text) {
 #define ATTEMPT_COLUMNS \
   "task_id, attempt, status, exit_code, signal, reason, started_at, finished_at"
 #define ARTIFACT_COLUMNS "task_id, name, digest, size, type, encoding"
+
+// kNotFound if there is no database, with a hint; an error that says so if
+// this process may not read it (a datastore of another user's, mode 0700).
+Status CheckReadable(const std::string& root, const std::string& path) {
+  if (::access(path.c_str(), R_OK) == 0) return Status::OK();
+  if (errno == EACCES || errno == EPERM) {
+    return Status::IOError("permission denied: cannot read the cairn datastore " + path +
+                           " (its folder or file does not let this user read it)");
+  }
+  if (errno == ENOENT && Exists(root) && ::access(root.c_str(), X_OK) != 0) {
+    return Status::IOError("permission denied: cannot enter the cairn datastore folder " + root);
+  }
+  return Status::NotFound("no cairn datastore at " + path + " (has anything run here yet?)");
+}
+
+// `path` as an SQLite URI opening the file immutable (read-only, no locking).
+std::string ImmutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      uri += c;
+    }
+  }
+  return uri + "?immutable=1";
+}
 
 RunRecord ReadRun(const Stmt& s) {
   RunRecord r;
@@ -291,16 +321,25 @@ Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& root, Mode
   std::string path = root + "/" + kDbFile;
   // State::mu serializes every use of the connection.
   int flags = SQLITE_OPEN_NOMUTEX;
+  std::string open_path = path;
   if (mode == Mode::kReadOnly) {
-    if (!Exists(path)) {
-      return Status::NotFound("no cairn datastore at " + path + " (has anything run here yet?)");
-    }
+    CAIRN_RETURN_IF_ERROR(CheckReadable(root, path));
     flags |= SQLITE_OPEN_READONLY;
+    if (!Exists(path + "-wal") && ::access(root.c_str(), W_OK) != 0) {
+      // An idle WAL database (no -wal file: its last writer checkpointed it
+      // and left) in a folder this reader cannot write, as for another user
+      // or on a read-only file system: SQLite cannot create the -shm file a
+      // WAL reader needs, and says "attempt to write a readonly database".
+      // SQLite's answer is to open it immutable: no locks, no -shm. Safe while
+      // nobody writes, and nobody can: a writer needs the folder writable too.
+      open_path = ImmutableUri(path);
+      flags |= SQLITE_OPEN_URI;
+    }
   } else {
     CAIRN_RETURN_IF_ERROR(MakeDirs(root));
     flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   }
-  CAIRN_ASSIGN_OR_RETURN(Db db, Db::Open(path, flags));
+  CAIRN_ASSIGN_OR_RETURN(Db db, Db::Open(open_path, flags));
   CAIRN_RETURN_IF_ERROR(mode == Mode::kReadOnly ? CheckSchema(db, kSchema)
                                                 : CreateOrMigrate(db, kSchema));
   auto state = std::make_unique<State>();

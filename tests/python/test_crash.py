@@ -89,10 +89,16 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     db.close()
     _core.Datastore(str(runner.root), readonly=False)  # opens for writing too
     run = Flow("CrashFlow")["1"]
-    assert not run.finished and run.status == "running"
+    # Its engine is gone: crashed, neither finished nor successful.
+    assert run.status == "crashed" and not run.finished and not run.successful
+    assert run.finished_at is None
     assert "each" not in run  # killed mid-way: no record at all
+    listed = subprocess.run([sys.executable, "-m", "cairn", "runs"], cwd=runner.dir, env=runner.env,
+                            capture_output=True, text=True, check=True).stdout
+    assert listed.startswith("CrashFlow/1\tcrashed\t")
 
     proc = runner.run(runner.dir / "crash.py", "resume", check=True)
+    assert f"Run CrashFlow/1 crashed (its engine, pid {engine.pid}, is gone)" in proc.stdout
     assert "resuming run 1" in proc.stdout
     resumed = Flow("CrashFlow")["2"]
     assert resumed.successful
