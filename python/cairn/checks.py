@@ -38,10 +38,14 @@ def check_text(what: str, text: str) -> str:
     return text
 
 
-def check_tags(tags: Iterable[str] | str) -> list[str]:
-    """The user tags to add, refused all together if any is not acceptable:
-    the one rule for `run --tag`, `tag add` and `Run.add_tags`."""
+def check_tags(tags: Iterable[str] | str, system: Iterable[str] = (), removing: bool = False) -> list[str]:
+    """The user tags to add (or remove), refused all together if any is not
+    acceptable: the one rule for `run --tag`, `tag add` and `Run.add_tags`.
+    A tag that is one of the run's `system` tags passes (adding it does
+    nothing, as in Metaflow); so does any tag being removed, whose refusal,
+    if it is a system tag, says so."""
     tags = [tags] if isinstance(tags, str) else list(tags)
+    system = set(system)
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
             raise CairnException(f"a tag must be a non-empty string, got {tag!r}")
@@ -50,7 +54,7 @@ def check_tags(tags: Iterable[str] | str) -> list[str]:
             raise CairnException(f"a tag is at most {MAX_TAG_LENGTH} characters, got {len(tag)}")
         if any(ord(c) < 32 or ord(c) == 127 for c in tag):
             raise CairnException(f"a tag may not contain control characters (newlines, tabs, ...): {tag!r}")
-        if tag.startswith(SYSTEM_TAG_PREFIXES):
+        if tag.startswith(SYSTEM_TAG_PREFIXES) and not removing and tag not in system:
             raise CairnException(
                 f"tag {tag!r} looks like a system tag (prefixes {', '.join(SYSTEM_TAG_PREFIXES)} are "
                 f"reserved for what cairn records about a run)")

@@ -464,9 +464,9 @@ class Run(CairnObject):
 
     def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
         """Removes, then adds, user tags, in one transaction."""
-        remove, add = _tag_list(tags_to_remove), _tag_list(tags_to_add)
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
         system = set(self._rec.system_tags)
+        remove, add = check_tags(tags_to_remove, removing=True), check_tags(tags_to_add, system)
         for tag in remove:
             if tag in system:
                 raise CairnException(f"cannot remove system tag '{tag}' from {self!r}")
@@ -476,10 +476,6 @@ class Run(CairnObject):
         finally:
             del writer
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
-
-
-def _tag_list(tags: Iterable[str]) -> list[str]:
-    return check_tags(tags)
 
 
 # Step, Task and DataArtifact live in client_task.py (this file's size); they
