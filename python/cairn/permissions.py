@@ -44,9 +44,16 @@ def apply(root: str) -> None:
     if mask is None:
         return
     os.umask(mask)
-    if os.environ.get("CAIRN_UMASK", "").strip() != GROUP:
-        return
     os.makedirs(root, exist_ok=True)
-    st = os.stat(root)
-    if not st.st_mode & stat.S_ISGID and st.st_uid == os.geteuid():
-        os.chmod(root, stat.S_IMODE(st.st_mode) | stat.S_ISGID | 0o070 & ~mask)
+    if os.environ.get("CAIRN_UMASK", "").strip() == GROUP:
+        st = os.stat(root)
+        if not st.st_mode & stat.S_ISGID and st.st_uid == os.geteuid():
+            os.chmod(root, stat.S_IMODE(st.st_mode) | stat.S_ISGID | 0o070)
+    # SQLite creates a database 0644 whatever the umask (and its -wal and -shm
+    # files with the database's mode): an empty file made here first, which
+    # SQLite takes as a new database, follows the umask like everything else.
+    db = os.path.join(root, "cairn.db")
+    try:
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        pass
