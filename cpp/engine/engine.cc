@@ -109,6 +109,7 @@ Status Engine::RunState::Prepare() {
   run_id_ = record.run_id;
   summary_.run_id = run_id_;
   (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
+  log_.MarkedCrashed(e_.store_.MarkCrashedRuns());
 
   // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
   TaskRecord params;

@@ -93,6 +93,15 @@ void EngineLog::RunStarted(const RunOptions& o, int64_t run_id, const std::strin
   logger_->debug("run {} parameters: {}", run_id, o.params_json);
 }
 
+void EngineLog::MarkedCrashed(const Result<std::vector<int64_t>>& runs) {
+  if (!logger_) return;
+  if (!runs.ok()) {
+    logger_->warn("could not mark crashed runs: {}", runs.status().ToString());
+  } else if (!runs.value().empty()) {
+    logger_->info("marked run(s) {} crashed: their engines are gone", fmt::join(runs.value(), ", "));
+  }
+}
+
 void EngineLog::TaskStarted(const TaskEvent& t) {
   if (logger_) logger_->info("task {} started", Name(t));
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/event_sink.h"
 #include "engine/run_options.h"
@@ -49,6 +50,8 @@ class EngineLog {
   Status Open(const std::string& root, int64_t run_id);
 
   void RunStarted(const RunOptions& options, int64_t run_id, const std::string& flow);
+  // What Datastore::MarkCrashedRuns did (its failure does not stop a run).
+  void MarkedCrashed(const Result<std::vector<int64_t>>& runs);
   void TaskStarted(const TaskEvent& task);
   void TaskExited(const TaskEvent& task, const TaskExit& exit, std::string_view status,
                   std::string_view reason);

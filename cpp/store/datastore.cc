@@ -42,7 +42,8 @@ constexpr SchemaMigration kMigrations[] = {
     // run (its engine gone) from a running one.
     {"record the engine's start time and machine",
      "ALTER TABLE runs ADD COLUMN engine_started INTEGER NOT NULL DEFAULT 0;"
-     "ALTER TABLE runs ADD COLUMN engine_machine TEXT NOT NULL DEFAULT '';"},
+     "ALTER TABLE runs ADD COLUMN engine_machine TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion,
               "every schema version needs a migration step from the one before");
@@ -188,7 +189,8 @@ struct Datastore::State {
   Db db;
   std::mutex mu;
 
-  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists;
+  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists, running_here,
+      mark_crashed;
   Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
   Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run, first_run_time;
   TaskQueries of_run, of_step, of_task;
@@ -212,6 +214,10 @@ Status Datastore::State::Prepare() {
       {&delete_tag, "DELETE FROM tags WHERE run_id = ?1 AND tag = ?2 AND system = 0"},
       {&finish_run, "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1"},
       {&run_exists, "SELECT 1 FROM runs WHERE run_id = ?1"},
+      {&running_here,
+       "SELECT run_id, engine_pid, engine_started FROM runs "
+       "WHERE status = 'running' AND engine_machine = ?1"},
+      {&mark_crashed, "UPDATE runs SET status = 'crashed' WHERE run_id = ?1 AND status = 'running'"},
       {&insert_task,
        "INSERT INTO tasks (" TASK_COLUMNS ") "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
@@ -397,6 +403,26 @@ Status Datastore::FinishRun(int64_t run_id, const std::string& status) {
     return Status::NotFound("run " + std::to_string(run_id) + " not found in " + s.root);
   }
   return txn.Commit();
+}
+
+Result<std::vector<int64_t>> Datastore::MarkCrashedRuns() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  ProcessIdentity self = SelfIdentity();
+  std::vector<int64_t> crashed;
+  if (self.machine.empty()) return crashed;
+  CAIRN_RETURN_IF_ERROR(s.running_here.Reset().Bind(1, self.machine).ForEachRow([&](const Stmt& row) {
+    ProcessIdentity engine{row.ColumnInt64(1), row.ColumnInt64(2), self.machine};
+    if (CheckProcess(engine) == Liveness::kGone) crashed.push_back(row.ColumnInt64(0));
+  }));
+  if (crashed.empty()) return crashed;
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  for (int64_t run_id : crashed) {
+    CAIRN_RETURN_IF_ERROR(s.mark_crashed.Reset().Bind(1, run_id).Run());
+  }
+  CAIRN_RETURN_IF_ERROR(txn.Commit());
+  return crashed;
 }
 
 Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {

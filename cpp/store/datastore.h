@@ -57,8 +57,9 @@ struct TaskRecord {
 struct RunRecord {
   int64_t run_id = 0;
   std::string flow;
-  // "running", "succeeded", "failed", or "crashed": stored as "running" but
-  // its engine process is gone (reads report it so; see CheckProcess).
+  // "running", "succeeded", "failed", or "crashed": its engine process died
+  // without finishing it. Reads report a "running" run whose engine is gone
+  // as crashed; the next engine on its machine stores it so (MarkCrashedRuns).
   std::string status;
   std::string user;
   double created_at = 0;
@@ -98,6 +99,11 @@ class Datastore {
   // --- writing (engine) ---
   Result<RunRecord> CreateRun(const NewRun& run);
   Status FinishRun(int64_t run_id, const std::string& status);
+  // Marks "crashed" every run of this machine still stored as running whose
+  // engine process is gone (see CheckProcess); returns their ids. Called by
+  // each engine as it starts, so that the database itself says so (readers
+  // already report such runs as crashed, but cannot write).
+  Result<std::vector<int64_t>> MarkCrashedRuns();
   // Commits all the tasks with their attempts and artifacts in one
   // transaction: a task is either wholly there or not at all.
   Status RecordTasks(const std::vector<TaskRecord>& tasks);

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS runs (
   graph_json    TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs(flow, run_id);
+-- The runs not marked finished: what an engine checks for crashed ones.
+CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';
 CREATE TABLE IF NOT EXISTS tags (
   run_id INTEGER NOT NULL REFERENCES runs(run_id),
   tag    TEXT NOT NULL,

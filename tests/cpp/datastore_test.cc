@@ -48,6 +48,13 @@ class DatastoreTest : public testing::Test {
   }
 
   // Runs `sql` on the database file directly, bypassing Datastore.
+  // Takes the database back to the tables of version 2.
+  void UndoVersion3() {
+    RawExec("DROP INDEX runs_running");
+    RawExec("ALTER TABLE runs DROP COLUMN engine_started");
+    RawExec("ALTER TABLE runs DROP COLUMN engine_machine");
+  }
+
   void RawExec(const std::string& sql) {
     ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READWRITE));
     ASSERT_OK(db.Exec(sql));
@@ -283,9 +290,7 @@ TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
   // meta table at all.
   for (const char* sql : {"DELETE FROM meta", "DROP TABLE meta"}) {
     RawExec(sql);
-    // Columns added since version 0.
-    RawExec("ALTER TABLE runs DROP COLUMN engine_started");
-    RawExec("ALTER TABLE runs DROP COLUMN engine_machine");
+    UndoVersion3();
     // A reader cannot migrate, and says so.
     EXPECT_EQ(Datastore::Open(root_, Mode::kReadOnly).status().code(),
               Status::Code::kVersionMismatch);
@@ -304,8 +309,7 @@ TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
 TEST_F(DatastoreTest, MigratesVersionOneByAddingTheBlobsTable) {
   ds_.reset();
   RawExec("DROP TABLE blobs");
-  RawExec("ALTER TABLE runs DROP COLUMN engine_started");  // added in version 3
-  RawExec("ALTER TABLE runs DROP COLUMN engine_machine");
+  UndoVersion3();
   RawExec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
   ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
@@ -322,8 +326,7 @@ TEST_F(DatastoreTest, MigratesVersionOneByAddingTheBlobsTable) {
 TEST_F(DatastoreTest, MigratesVersionTwoByRecordingTheEngineIdentity) {
   ASSERT_OK_AND_ASSIGN(RunRecord old_run, ds_->CreateRun(MakeRun("F")));
   ds_.reset();
-  RawExec("ALTER TABLE runs DROP COLUMN engine_started");
-  RawExec("ALTER TABLE runs DROP COLUMN engine_machine");
+  UndoVersion3();
   RawExec("UPDATE runs SET engine_pid = 999999999");  // no such process
   RawExec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
   ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
@@ -355,6 +358,29 @@ TEST_F(DatastoreTest, ARunWhoseEngineIsGoneReadsAsCrashed) {
   RawExec("UPDATE runs SET engine_machine = 'elsewhere/boot'");
   ASSERT_OK_AND_ASSIGN(got, reader->GetRun("F", run.run_id));
   EXPECT_EQ(got.status, "running");
+}
+
+TEST_F(DatastoreTest, AnEngineMarksTheCrashedRunsOfItsMachine) {
+  ASSERT_OK_AND_ASSIGN(RunRecord crashed, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord elsewhere, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord done, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord live, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->FinishRun(done.run_id, "succeeded"));
+  RawExec("UPDATE runs SET engine_started = engine_started + 1 WHERE run_id IN (" +
+          std::to_string(crashed.run_id) + ", " + std::to_string(elsewhere.run_id) + ", " +
+          std::to_string(done.run_id) + ")");
+  RawExec("UPDATE runs SET engine_machine = 'elsewhere/boot' WHERE run_id = " +
+          std::to_string(elsewhere.run_id));
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> marked, ds_->MarkCrashedRuns());
+  EXPECT_EQ(marked, std::vector<int64_t>{crashed.run_id});
+  ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READONLY));
+  ASSERT_OK_AND_ASSIGN(Stmt q, db.Prepare("SELECT status FROM runs ORDER BY run_id"));
+  std::vector<std::string> stored;
+  ASSERT_OK(q.ForEachRow([&](const Stmt& row) { stored.push_back(row.ColumnText(0)); }));
+  EXPECT_EQ(stored, (std::vector<std::string>{"crashed", "running", "succeeded", "running"}));
+  ASSERT_OK_AND_ASSIGN(marked, ds_->MarkCrashedRuns());  // nothing left to mark
+  EXPECT_TRUE(marked.empty());
+  (void)live;
 }
 
 TEST_F(DatastoreTest, SmallBlobsAreRecordedWithTheirTaskAndVerifiedOnRead) {

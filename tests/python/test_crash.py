@@ -100,6 +100,9 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     proc = runner.run(runner.dir / "crash.py", "resume", check=True)
     assert f"Run CrashFlow/1 crashed (its engine, pid {engine.pid}, is gone)" in proc.stdout
     assert "resuming run 1" in proc.stdout
+    db = sqlite3.connect(runner.root / "cairn.db")
+    assert db.execute("SELECT status FROM runs WHERE run_id = 1").fetchone()[0] == "crashed"  # stored now
+    db.close()
     resumed = Flow("CrashFlow")["2"]
     assert resumed.successful
     assert resumed["start"].task.origin_pathspec == "CrashFlow/1/start/1"
