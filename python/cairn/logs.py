@@ -37,6 +37,19 @@ def print_engine_log(root: str, run_id: int, out: BinaryIO | None = None) -> Non
     target.flush()
 
 
+def engine_log_tail(root: str, run_id: int, lines: int = 40) -> str:
+    """The last `lines` lines of a run's engine log ("" if it has none): what
+    a failing fault test prints to say what the engine was doing."""
+    files = engine_log_files(root, run_id)
+    if not files:
+        return ""
+    with open(files[-1], "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 200 * lines))  # ~200 bytes a line
+        text = f.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def print_task_logs(root: str, flow: str, run_id: int, step: str | None, task_id: int | None,
                     streams: list[str], attempt: int | None) -> None:
     """The output of one task, of every task of a step, or (step None) of

@@ -103,6 +103,7 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     db = sqlite3.connect(runner.root / "cairn.db")
     assert db.execute("SELECT status FROM runs WHERE run_id = 1").fetchone()[0] == "crashed"  # stored now
     db.close()
+    assert "marked run(s) 1 crashed" in (runner.root / "logs" / "2" / "engine.log").read_text()
     resumed = Flow("CrashFlow")["2"]
     assert resumed.successful
     assert resumed["start"].task.origin_pathspec == "CrashFlow/1/start/1"

@@ -47,6 +47,10 @@ def test_engine_log_records_tasks_retries_commits_and_the_end(runner):
                  "committed 3 task record(s)", "run 1 succeeded: 2 task(s) succeeded"):
         assert line in log, line
 
+    from cairn.logs import engine_log_tail
+
+    assert engine_log_tail(str(runner.root), 1, 2).splitlines() == log.splitlines()[-2:]
+    assert engine_log_tail(str(runner.root), 99) == ""
     shown = runner.run(flow, "logs", "1", "--engine", check=True).stdout
     assert shown == log
     assert cairn(runner, "logs", "--engine", "1").stdout == log
