@@ -78,6 +78,10 @@ Status EngineLog::Open(const std::string& root, int64_t run_id) {
     logger_->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
     logger_->set_level(level);
     logger_->flush_on(spdlog::level::warn);
+    // A write that fails (a full disk) loses the line, quietly: the console
+    // and the database say what matters, and spdlog's default handler would
+    // print to stderr in the middle of the run's output.
+    logger_->set_error_handler([](const std::string&) {});
   } catch (const std::exception& e) {
     logger_.reset();
     return Status::IOError(fmt::format("cannot open the engine log {}: {}", PathFor(root, run_id), e.what()));
