@@ -31,7 +31,7 @@ def cmd_check(flow_cls: type, args: argparse.Namespace) -> int:
 def cmd_run(flow_cls: type, args: argparse.Namespace) -> int:
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
-    prepare_run(root)
+    prepare_run(root, args.tag)
     values = {k[len("param__"):]: v for k, v in vars(args).items() if k.startswith("param__")}
     records, shown = store_parameters(flow_cls, values, root, username())
     summary = execute(
@@ -48,7 +48,7 @@ def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
     resume point (the failed steps, or STEP) and runs the rest."""
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
-    prepare_run(root)
+    prepare_run(root, args.tag)
     origin, records, params_json = origin_parameters(root, flow_cls.__name__, args.origin_run_id)
     steps = [args.step_to_rerun] if args.step_to_rerun else []
     if steps and steps[0] not in {s["name"] for s in spec["steps"]}:

@@ -50,10 +50,12 @@ def username() -> str:
         return "unknown"
 
 
-def prepare_run(root: str) -> None:
-    """Before a run or resume writes anything: checks the settings it takes
-    from the environment, so that a bad one is an error that names it rather
-    than a fallback or a failure halfway, and applies CAIRN_UMASK."""
+def prepare_run(root: str, tags: list[str]) -> None:
+    """Before a run or resume writes anything: checks its tags and the
+    settings it takes from the environment, so that a bad one is an error
+    that names it rather than a fallback or a failure halfway, and applies
+    CAIRN_UMASK."""
+    check_tags(tags)
     check_text("the user name ($CAIRN_USER or $USER)", username())
     env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
     env_choice("CAIRN_LOG_LEVEL", LOG_LEVELS, "info")
@@ -120,9 +122,9 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
             params_json: str, tags: list[str], with_decorators: list[str], max_workers: int,
             max_num_splits: int, quiet: bool, launcher: str | None = None, origin_run_id: int = 0,
             resume_steps: list[str] | None = None) -> dict[str, Any]:
-    """Runs the flow; `launcher` None: $CAIRN_LAUNCHER, else the worker."""
-    user = check_text("the user name ($CAIRN_USER or $USER)", username())
-    tags = check_tags(tags)
+    """Runs the flow (after prepare_run); `launcher` None: $CAIRN_LAUNCHER,
+    else the worker."""
+    user = username()
     launcher = launcher or env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
     flow_payload = {
         "root": root, "user": user, "tags": tags, "with_decorators": with_decorators,

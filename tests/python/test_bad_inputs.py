@@ -108,7 +108,7 @@ def test_dump_to_a_file_that_cannot_be_written_says_so(runner, hello):
 def test_run_refuses_the_tags_tag_add_refuses_with_the_same_message(runner, hello, tag):
     run = runner.run(hello, "run", "--tag", tag)
     message = refused(run, "cairn error", "tag")
-    assert not (runner.root / "cairn.db").exists() or not list((runner.root / "logs").iterdir())
+    assert not runner.root.exists()  # refused before anything was written
     runner.run(hello, "run", check=True)
     assert refused(runner.run(hello, "tag", "add", "--run-id", "1", tag), "cairn error", "tag") == message
 
