@@ -125,6 +125,8 @@ void BindStore(py::module_& m) {
       .def_readonly("finished_at", &RunRecord::finished_at)
       .def_readonly("origin_run_id", &RunRecord::origin_run_id)
       .def_readonly("engine_pid", &RunRecord::engine_pid)
+      .def_readonly("engine_started", &RunRecord::engine_started)
+      .def_readonly("engine_machine", &RunRecord::engine_machine)
       .def_readonly("params_json", &RunRecord::params_json)
       .def_readonly("graph_json", &RunRecord::graph_json)
       .def_readonly("tags", &RunRecord::tags)

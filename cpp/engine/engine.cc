@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/engine_log.h"
 #include "engine/task_io.h"
 #include "engine/task_log.h"
 #include "sched/plan.h"
@@ -35,6 +36,7 @@ class Engine::RunState : public OutputSink {
 
   Result<RunSummary> Run(int wake_fd, const std::function<bool()>& interrupted);
   void OnOutput(TaskKey key, int stream, std::string_view data) override;
+  EngineLog& log() { return log_; }
 
  private:
   // What the engine knows of a task beyond the Plan's view.
@@ -90,6 +92,7 @@ class Engine::RunState : public OutputSink {
   std::unordered_map<std::string, std::string> blobs_;
   nlohmann::json flow_payload_;                           // parsed once
   std::map<TaskKey, Gang> gangs_;                         // by split task, while one runs
+  EngineLog log_;
 };
 
 Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSink& sink)
@@ -98,10 +101,13 @@ Engine::~Engine() = default;
 
 Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::function<bool()> interrupted) {
   RunState state(*this, options);
-  return state.Run(wake_fd, interrupted);
+  Result<RunSummary> result = state.Run(wake_fd, interrupted);
+  if (!result.ok()) state.log().Error("the run stopped", result.status());
+  return result;
 }
 
 Status Engine::RunState::Prepare() {
+  CAIRN_RETURN_IF_ERROR(EngineLog::CheckEnvironment());
   CAIRN_ASSIGN_OR_RETURN(params_, ArtifactsFromJson(options_.param_artifacts_json));
   flow_payload_ = json::parse(options_.flow_payload_json, nullptr, /*allow_exceptions=*/false);
   if (flow_payload_.is_discarded()) return Status::InvalidArgument("flow_payload_json is not JSON");
@@ -116,6 +122,8 @@ Status Engine::RunState::Prepare() {
   CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run));
   run_id_ = record.run_id;
   summary_.run_id = run_id_;
+  (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
+  log_.MarkedCrashed(e_.store_.MarkCrashedRuns());
 
   // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
   TaskRecord params;
@@ -158,6 +166,7 @@ Status Engine::RunState::Prepare() {
 
 Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()>& interrupted) {
   CAIRN_RETURN_IF_ERROR(Prepare());
+  log_.RunStarted(options_, run_id_, e_.graph_.flow_name());
   e_.sink_.RunStarted(run_id_, e_.graph_.flow_name(), options_.origin_run_id);
   plan_.Start();
   last_flush_ = MonotonicSeconds();
@@ -192,6 +201,7 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
   if (summary_.status == "failed" && summary_.failure.empty()) summary_.failure = "the run stopped before its end step";
   CAIRN_RETURN_IF_ERROR(Flush(true));
   CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, summary_.status));
+  log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
   return summary_;
 }
@@ -322,6 +332,7 @@ Status Engine::RunState::StartTask(TaskKey key) {
   attempt.started_at = WallSeconds();
   rt.attempts.push_back(attempt);
   e_.sink_.TaskStarted(ev);
+  log_.TaskStarted(ev);
   Status st = e_.launcher_.Start(cmd);
   if (!st.ok()) {
     // Could not even start it: the same as a task that failed at once.
@@ -366,6 +377,7 @@ bool Engine::RunState::TryClone(TaskKey key) {
   rec.started_at = from.started_at;
   rec.finished_at = from.finished_at;
   summary_.tasks_cloned++;
+  log_.TaskCloned(EventFor(key), rec.origin);
   TaskEnd end;
   end.succeeded = end.cloned = true;
   e_.sink_.TaskFinished(EventFor(key), end);
@@ -408,6 +420,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   if (ok) {
     attempt.status = "succeeded";
     attempt.reason = result && !result->caught.empty() ? "@catch caught: " + result->caught : "";
+    log_.TaskExited(EventFor(key), exit, attempt.status, attempt.reason);
     if (plan_.task(key).gang != 0) {
       GangMemberEnded(key, result ? std::move(*result) : TaskResult{}, attempt.finished_at, "");
       return Status::OK();
@@ -425,12 +438,13 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   attempt.status = AttemptStatus(exit.kind);
   attempt.reason = reason;
   rt.last_failure = reason;
+  TaskEvent ev = EventFor(key);
+  log_.TaskExited(ev, exit, attempt.status, reason);
   if (plan_.task(key).gang != 0) {
     GangMemberEnded(key, std::nullopt, attempt.finished_at, tail);
     return Status::OK();
   }
 
-  TaskEvent ev = EventFor(key);
   FailureAction action = plan_.TaskFailed(key);
   if (action == FailureAction::kFail) {
     Fail(key, reason, tail);
@@ -443,6 +457,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   e_.sink_.TaskFinished(ev, end);
   double delay = action == FailureAction::kRetry ? e_.graph_.step(plan_.task(key).step).options.retry_delay_s : 0;
   retries_.emplace(MonotonicSeconds() + delay, key);
+  log_.TaskRetry(ev, delay);
   return Status::OK();
 }
 
@@ -568,13 +583,16 @@ Status Engine::RunState::Flush(bool force) {
   if (pending_.empty()) return Status::OK();
   double now = MonotonicSeconds();
   if (!force && pending_.size() < kFlushBatch && now - last_flush_ < kFlushInterval) return Status::OK();
-  CAIRN_RETURN_IF_ERROR(e_.store_.RecordTasks(pending_));
+  Status st = e_.store_.RecordTasks(pending_);
+  log_.Committed(pending_.size(), MonotonicSeconds() - now, st);
+  CAIRN_RETURN_IF_ERROR(st);
   pending_.clear();
   last_flush_ = now;
   return Status::OK();
 }
 
 Status Engine::RunState::Interrupt(int wake_fd) {
+  log_.Interrupted(e_.launcher_.running());
   e_.launcher_.KillAll();
   double deadline = MonotonicSeconds() + kInterruptGrace;
   while (e_.launcher_.running() > 0 && MonotonicSeconds() < deadline) {
@@ -591,6 +609,7 @@ Status Engine::RunState::Interrupt(int wake_fd) {
       a.reason = "the run was interrupted";
       a.finished_at = WallSeconds();
       a.signal = exit.signal;
+      log_.TaskExited(EventFor(exit.key), exit, a.status, a.reason);
       Record(exit.key, "failed");
     }
   }
@@ -598,6 +617,7 @@ Status Engine::RunState::Interrupt(int wake_fd) {
   summary_.failure = "the run was interrupted";
   CAIRN_RETURN_IF_ERROR(Flush(true));
   CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, "failed"));
+  log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
   return Status::Interrupted(fmt::format("run {} was interrupted; resume it with 'resume'", run_id_));
 }

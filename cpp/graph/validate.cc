@@ -409,6 +409,16 @@ void ValidateSteps(const std::vector<StepSource>& sources, StepId start,
       (*steps)[static_cast<size_t>(to)].prev.push_back(static_cast<StepId>(i));
     }
   }
+  for (const Step& step : *steps) {
+    // A step's name is a folder name under logs/<run>/: longer names would
+    // fail there (ENAMETOOLONG) and lose the task's output.
+    if (step.name.size() > kMaxStepNameBytes) {
+      problems->push_back({step.line, step.name,
+                           "the name is " + std::to_string(step.name.size()) +
+                               " bytes long; step names are at most " +
+                               std::to_string(kMaxStepNameBytes) + " bytes"});
+    }
+  }
   if (start == kNoStep) return;  // Everything would be unreachable.
   bool incomplete = std::any_of(sources.begin(), sources.end(),
                                 [](const StepSource& s) { return s.next_incomplete; });

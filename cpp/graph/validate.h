@@ -11,6 +11,9 @@
 
 namespace cairn {
 
+// A step's name names a folder (logs/<run>/<step>/): one file name at most.
+inline constexpr size_t kMaxStepNameBytes = 255;
+
 // One thing wrong with a GraphSpec, tied to a source line.
 struct GraphProblem {
   int line = 0;

@@ -5,15 +5,19 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "store/schema_sql.h"
 #include "store/sqlite.h"
 #include "util/fs.h"
+#include "util/process_identity.h"
 #include "util/time.h"
 
 namespace cairn {
@@ -34,6 +38,12 @@ constexpr SchemaMigration kMigrations[] = {
     // 1 → 2: small blobs move into the database.
     {"add the blobs table",
      "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"},
+    // 2 → 3: who the engine is, beyond its pid, so readers can tell a crashed
+    // run (its engine gone) from a running one.
+    {"record the engine's start time and machine",
+     "ALTER TABLE runs ADD COLUMN engine_started INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE runs ADD COLUMN engine_machine TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion,
               "every schema version needs a migration step from the one before");
@@ -65,13 +75,40 @@ std::vector<int64_t> SplitIds(const std::string& text) {
 
 #define RUN_COLUMNS                                                         \
   "run_id, flow, status, user, created_at, finished_at, origin_run_id, " \
-  "engine_pid, params_json, graph_json"
+  "engine_pid, params_json, graph_json, engine_started, engine_machine"
 #define TASK_COLUMNS                                                          \
   "run_id, task_id, step, status, foreach_index, clone_key, origin, "       \
   "result_json, parents, started_at, finished_at"
 #define ATTEMPT_COLUMNS \
   "task_id, attempt, status, exit_code, signal, reason, started_at, finished_at"
 #define ARTIFACT_COLUMNS "task_id, name, digest, size, type, encoding"
+
+// kNotFound if there is no database, with a hint; an error that says so if
+// this process may not read it (a datastore of another user's, mode 0700).
+Status CheckReadable(const std::string& root, const std::string& path) {
+  if (::access(path.c_str(), R_OK) == 0) return Status::OK();
+  if (errno == EACCES || errno == EPERM) {
+    return Status::IOError("permission denied: cannot read the cairn datastore " + path +
+                           " (its folder or file does not let this user read it)");
+  }
+  if (errno == ENOENT && Exists(root) && ::access(root.c_str(), X_OK) != 0) {
+    return Status::IOError("permission denied: cannot enter the cairn datastore folder " + root);
+  }
+  return Status::NotFound("no cairn datastore at " + path + " (has anything run here yet?)");
+}
+
+// `path` as an SQLite URI opening the file immutable (read-only, no locking).
+std::string ImmutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      uri += c;
+    }
+  }
+  return uri + "?immutable=1";
+}
 
 RunRecord ReadRun(const Stmt& s) {
   RunRecord r;
@@ -85,6 +122,12 @@ RunRecord ReadRun(const Stmt& s) {
   r.engine_pid = s.ColumnInt64(7);
   r.params_json = s.ColumnText(8);
   r.graph_json = s.ColumnText(9);
+  r.engine_started = s.ColumnInt64(10);
+  r.engine_machine = s.ColumnText(11);
+  if (r.status == "running" &&
+      CheckProcess({r.engine_pid, r.engine_started, r.engine_machine}) == Liveness::kGone) {
+    r.status = "crashed";
+  }
   return r;
 }
 
@@ -146,7 +189,8 @@ struct Datastore::State {
   Db db;
   std::mutex mu;
 
-  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists;
+  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists, running_here,
+      mark_crashed;
   Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
   Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run, first_run_time;
   TaskQueries of_run, of_step, of_task;
@@ -164,11 +208,16 @@ Status Datastore::State::Prepare() {
       {&insert_flow, "INSERT OR IGNORE INTO flows (name, created_at) VALUES (?1, ?2)"},
       {&insert_run,
        "INSERT INTO runs (flow, status, user, created_at, origin_run_id, engine_pid, "
-       "params_json, graph_json) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7)"},
+       "params_json, graph_json, engine_started, engine_machine) "
+       "VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_tag, "INSERT OR IGNORE INTO tags (run_id, tag, system) VALUES (?1, ?2, ?3)"},
       {&delete_tag, "DELETE FROM tags WHERE run_id = ?1 AND tag = ?2 AND system = 0"},
       {&finish_run, "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1"},
       {&run_exists, "SELECT 1 FROM runs WHERE run_id = ?1"},
+      {&running_here,
+       "SELECT run_id, engine_pid, engine_started FROM runs "
+       "WHERE status = 'running' AND engine_machine = ?1"},
+      {&mark_crashed, "UPDATE runs SET status = 'crashed' WHERE run_id = ?1 AND status = 'running'"},
       {&insert_task,
        "INSERT INTO tasks (" TASK_COLUMNS ") "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
@@ -188,7 +237,7 @@ Status Datastore::State::Prepare() {
        // A listing leaves out the GraphSpec (hundreds of bytes to tens of KB
        // a run, which no listing shows): '' in its place. GetRun has it.
        "SELECT run_id, flow, status, user, created_at, finished_at, origin_run_id, engine_pid, "
-       "params_json, '' FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
+       "params_json, '', engine_started, engine_machine FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
        "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
        "WHERE r.flow = ?1 AND t.run_id BETWEEN ?2 AND ?3 ORDER BY t.run_id DESC, t.tag"},
@@ -278,16 +327,25 @@ Result<std::unique_ptr<Datastore>> Datastore::Open(const std::string& root, Mode
   std::string path = root + "/" + kDbFile;
   // State::mu serializes every use of the connection.
   int flags = SQLITE_OPEN_NOMUTEX;
+  std::string open_path = path;
   if (mode == Mode::kReadOnly) {
-    if (!Exists(path)) {
-      return Status::NotFound("no cairn datastore at " + path + " (has anything run here yet?)");
-    }
+    CAIRN_RETURN_IF_ERROR(CheckReadable(root, path));
     flags |= SQLITE_OPEN_READONLY;
+    if (!Exists(path + "-wal") && ::access(root.c_str(), W_OK) != 0) {
+      // An idle WAL database (no -wal file: its last writer checkpointed it
+      // and left) in a folder this reader cannot write, as for another user
+      // or on a read-only file system: SQLite cannot create the -shm file a
+      // WAL reader needs, and says "attempt to write a readonly database".
+      // SQLite's answer is to open it immutable: no locks, no -shm. Safe while
+      // nobody writes, and nobody can: a writer needs the folder writable too.
+      open_path = ImmutableUri(path);
+      flags |= SQLITE_OPEN_URI;
+    }
   } else {
     CAIRN_RETURN_IF_ERROR(MakeDirs(root));
     flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   }
-  CAIRN_ASSIGN_OR_RETURN(Db db, Db::Open(path, flags));
+  CAIRN_ASSIGN_OR_RETURN(Db db, Db::Open(open_path, flags));
   CAIRN_RETURN_IF_ERROR(mode == Mode::kReadOnly ? CheckSchema(db, kSchema)
                                                 : CreateOrMigrate(db, kSchema));
   auto state = std::make_unique<State>();
@@ -310,14 +368,16 @@ Result<RunRecord> Datastore::CreateRun(const NewRun& run) {
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
   if (run.flow.empty()) return Status::InvalidArgument("CreateRun: empty flow name");
   double now = WallSeconds();
+  ProcessIdentity engine = SelfIdentity();
   int64_t run_id = 0;
   {
     CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
     CAIRN_RETURN_IF_ERROR(s.insert_flow.Reset().Bind(1, run.flow).Bind(2, now).Run());
     CAIRN_RETURN_IF_ERROR(s.insert_run.Reset()
                               .Bind(1, run.flow).Bind(2, run.user).Bind(3, now)
-                              .Bind(4, run.origin_run_id).Bind(5, static_cast<int64_t>(::getpid()))
+                              .Bind(4, run.origin_run_id).Bind(5, engine.pid)
                               .Bind(6, run.params_json).Bind(7, run.graph_json)
+                              .Bind(8, engine.start_ticks).Bind(9, engine.machine)
                               .Run());
     run_id = s.db.LastInsertRowid();
     for (int system : {0, 1}) {
@@ -343,6 +403,26 @@ Status Datastore::FinishRun(int64_t run_id, const std::string& status) {
     return Status::NotFound("run " + std::to_string(run_id) + " not found in " + s.root);
   }
   return txn.Commit();
+}
+
+Result<std::vector<int64_t>> Datastore::MarkCrashedRuns() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  ProcessIdentity self = SelfIdentity();
+  std::vector<int64_t> crashed;
+  if (self.machine.empty()) return crashed;
+  CAIRN_RETURN_IF_ERROR(s.running_here.Reset().Bind(1, self.machine).ForEachRow([&](const Stmt& row) {
+    ProcessIdentity engine{row.ColumnInt64(1), row.ColumnInt64(2), self.machine};
+    if (CheckProcess(engine) == Liveness::kGone) crashed.push_back(row.ColumnInt64(0));
+  }));
+  if (crashed.empty()) return crashed;
+  CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
+  for (int64_t run_id : crashed) {
+    CAIRN_RETURN_IF_ERROR(s.mark_crashed.Reset().Bind(1, run_id).Run());
+  }
+  CAIRN_RETURN_IF_ERROR(txn.Commit());
+  return crashed;
 }
 
 Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {

@@ -15,7 +15,7 @@
 
 namespace cairn {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct ArtifactRecord {
   std::string name;
@@ -57,12 +57,17 @@ struct TaskRecord {
 struct RunRecord {
   int64_t run_id = 0;
   std::string flow;
-  std::string status;             // "running", "succeeded", "failed"
+  // "running", "succeeded", "failed", or "crashed": its engine process died
+  // without finishing it. Reads report a "running" run whose engine is gone
+  // as crashed; the next engine on its machine stores it so (MarkCrashedRuns).
+  std::string status;
   std::string user;
   double created_at = 0;
   double finished_at = 0;         // 0 while running
   int64_t origin_run_id = 0;      // resume: the run it continues, else 0
   int64_t engine_pid = 0;
+  int64_t engine_started = 0;     // the engine's start time (ProcessIdentity)
+  std::string engine_machine;     // host and boot it ran on (ProcessIdentity)
   std::string params_json;        // {"name": value} as given
   std::string graph_json;         // the GraphSpec it ran
   std::vector<std::string> tags;          // user tags
@@ -94,6 +99,11 @@ class Datastore {
   // --- writing (engine) ---
   Result<RunRecord> CreateRun(const NewRun& run);
   Status FinishRun(int64_t run_id, const std::string& status);
+  // Marks "crashed" every run of this machine still stored as running whose
+  // engine process is gone (see CheckProcess); returns their ids. Called by
+  // each engine as it starts, so that the database itself says so (readers
+  // already report such runs as crashed, but cannot write).
+  Result<std::vector<int64_t>> MarkCrashedRuns();
   // Commits all the tasks with their attempts and artifacts in one
   // transaction: a task is either wholly there or not at all.
   Status RecordTasks(const std::vector<TaskRecord>& tasks);

@@ -11,16 +11,20 @@ CREATE TABLE IF NOT EXISTS flows (
 CREATE TABLE IF NOT EXISTS runs (
   run_id        INTEGER PRIMARY KEY AUTOINCREMENT,
   flow          TEXT NOT NULL REFERENCES flows(name),
-  status        TEXT NOT NULL,            -- running | succeeded | failed
+  status        TEXT NOT NULL,            -- running | succeeded | failed | crashed
   user          TEXT NOT NULL,
   created_at    REAL NOT NULL,
   finished_at   REAL NOT NULL DEFAULT 0,
   origin_run_id INTEGER NOT NULL DEFAULT 0,
   engine_pid    INTEGER NOT NULL DEFAULT 0,
+  engine_started INTEGER NOT NULL DEFAULT 0, -- engine's start time, /proc/<pid>/stat ticks
+  engine_machine TEXT NOT NULL DEFAULT '',   -- "<host>/<boot id>" the engine ran on
   params_json   TEXT NOT NULL DEFAULT '{}',
   graph_json    TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs(flow, run_id);
+-- The runs not marked finished: what an engine checks for crashed ones.
+CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';
 CREATE TABLE IF NOT EXISTS tags (
   run_id INTEGER NOT NULL REFERENCES runs(run_id),
   tag    TEXT NOT NULL,

@@ -73,6 +73,8 @@ class RunRecord:
     finished_at: float
     origin_run_id: int
     engine_pid: int
+    engine_started: int
+    engine_machine: str
     params_json: str
     graph_json: str
     tags: list[str]

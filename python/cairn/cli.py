@@ -79,8 +79,9 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
         p.add_argument("--with", dest="with_decorators", action="append", default=[],
                        metavar="DECORATOR", help="add a decorator to every step, e.g. retry or timeout:seconds=30")
         p.add_argument("--run-id-file", help="write the run id to this file")
-        p.add_argument("--launcher", choices=["worker", "spawn"], default=os.environ.get("CAIRN_LAUNCHER", "worker"),
-                       help="worker: fork tasks from a warm process (default); spawn: a fresh interpreter per task")
+        p.add_argument("--launcher", choices=["worker", "spawn"], default=None,
+                       help="worker: fork tasks from a warm process (default, or $CAIRN_LAUNCHER); "
+                            "spawn: a fresh interpreter per task")
         p.add_argument("--quiet", action="store_true", dest="run_quiet")
 
     run = sub.add_parser("run", help="run the flow")
@@ -106,12 +107,11 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     step = sub.add_parser("step", help="run one task (used by the engine)")
     step.add_argument("step_name", nargs="?", help=argparse.SUPPRESS)
 
-    logs = sub.add_parser("logs", help="print a task's output: RUN_ID/STEP[/TASK_ID]")
+    logs = sub.add_parser("logs", help="print a task's output: RUN_ID/STEP[/TASK_ID]; --engine RUN_ID: the engine's")
     logs.add_argument("pathspec")
-    group = logs.add_mutually_exclusive_group()
-    group.add_argument("--stdout", action="store_true", help="only stdout")
-    group.add_argument("--stderr", action="store_true", help="only stderr")
-    logs.add_argument("--attempt", type=int, help="attempt number (default: the last)")
+    from .logs import add_options
+
+    add_options(logs)
 
     dump = sub.add_parser("dump", help="print a task's artifacts: RUN_ID/STEP[/TASK_ID]")
     dump.add_argument("pathspec")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
 from . import _core
 from .cli import command, spec_for
 from .errors import CairnException, NotFoundError
-from .runtime import datastore_root, execute, origin_parameters, store_parameters, username
+from .runtime import datastore_root, execute, origin_parameters, prepare_run, store_parameters, username
 
 
 def _finish(summary: dict, args: argparse.Namespace) -> int:
@@ -32,6 +31,7 @@ def cmd_check(flow_cls: type, args: argparse.Namespace) -> int:
 def cmd_run(flow_cls: type, args: argparse.Namespace) -> int:
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
+    prepare_run(root, args.tag)
     values = {k[len("param__"):]: v for k, v in vars(args).items() if k.startswith("param__")}
     records, shown = store_parameters(flow_cls, values, root, username())
     summary = execute(
@@ -48,12 +48,16 @@ def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
     resume point (the failed steps, or STEP) and runs the rest."""
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
+    prepare_run(root, args.tag)
     origin, records, params_json = origin_parameters(root, flow_cls.__name__, args.origin_run_id)
     steps = [args.step_to_rerun] if args.step_to_rerun else []
     if steps and steps[0] not in {s["name"] for s in spec["steps"]}:
         raise CairnException(f"resume: flow {flow_cls.__name__} has no step named '{steps[0]}'")
+    run = _core.Datastore(root, readonly=True).get_run(flow_cls.__name__, origin)
+    if run.status == "crashed":
+        print(f"Run {flow_cls.__name__}/{origin} crashed (its engine, pid {run.engine_pid}, is gone); "
+              f"resuming it.", flush=True)
     if not steps:
-        run = _core.Datastore(root, readonly=True).get_run(flow_cls.__name__, origin)
         if run.status == "succeeded":
             raise CairnException(
                 f"run {flow_cls.__name__}/{origin} succeeded, so nothing failed to resume from; "
@@ -92,55 +96,19 @@ def cmd_show(flow_cls: type, args: argparse.Namespace) -> int:
     return 0
 
 
-def _task_records(flow_name: str, pathspec: str, root: str) -> list:
-    parts = pathspec.strip("/").split("/")
-    if parts and parts[0] == flow_name:
-        parts = parts[1:]
-    if len(parts) not in (2, 3):
-        raise CairnException(f"expected RUN_ID/STEP[/TASK_ID], got '{pathspec}'")
-    ds = _core.Datastore(root, readonly=True)
-    run = ds.get_run(flow_name, int(parts[0]))
-    tasks = ds.tasks(run.run_id, parts[1])
-    if len(parts) == 3:
-        tasks = [t for t in tasks if str(t.task_id) == parts[2]]
-    if not tasks:
-        raise NotFoundError(f"no task at {flow_name}/{pathspec}")
-    return tasks
-
-
 @command("logs")
 def cmd_logs(flow_cls: type, args: argparse.Namespace) -> int:
     """Prints the kept stdout/stderr of a task's attempt (default: the last),
-    streaming the files: a task's output may be far larger than memory."""
-    root = datastore_root(args.datastore_root)
-    streams = ["out"] if args.stdout else ["err"] if args.stderr else ["out", "err"]
-    tasks = _task_records(flow_cls.__name__, args.pathspec, root)
-    for t in tasks:
-        source = t
-        if t.origin:  # a cloned task's output is its origin's
-            _, run_id, _, task_id = t.origin.split("/")
-            source = _core.Datastore(root, readonly=True).get_task(int(run_id), int(task_id))
-        attempts = sorted(a.attempt for a in source.attempts)
-        attempt = args.attempt if args.attempt is not None else attempts[-1] if attempts else 0
-        if attempts and attempt not in attempts:
-            raise NotFoundError(
-                f"task {flow_cls.__name__}/{t.run_id}/{t.step}/{t.task_id} has no attempt {attempt} "
-                f"(its attempts: {', '.join(map(str, attempts))})"
-            )
-        if len(tasks) > 1:
-            sys.stdout.write(f"--- {flow_cls.__name__}/{t.run_id}/{t.step}/{t.task_id} (attempt {attempt})\n")
-        for stream in streams:
-            path = os.path.join(root, "logs", str(source.run_id), source.step,
-                                f"{source.task_id}.{attempt}.{stream}")
-            if not os.path.exists(path):
-                continue
-            target = sys.stdout if stream == "out" else sys.stderr
-            target.flush()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    target.buffer.write(chunk)
-            target.flush()
-    return 0
+    or with --engine the run's engine log."""
+    from .logs import show
+
+    parts = args.pathspec.strip("/").split("/")
+    if parts and parts[0] == flow_cls.__name__:
+        parts = parts[1:]
+    if not args.engine and len(parts) < 2:
+        raise CairnException(f"expected RUN_ID/STEP[/TASK_ID], got '{args.pathspec}'")
+    return show(datastore_root(args.datastore_root), flow_cls.__name__, parts, args,
+                 "RUN_ID --engine" if args.engine else "RUN_ID/STEP[/TASK_ID]")
 
 
 @command("dump")
@@ -170,8 +138,11 @@ def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
                                                   show_values=not args.file)
         print("\n".join(lines))
     if args.file:
-        with open(args.file, "wb") as f:
-            pickle.dump(dumped, f, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(args.file, "wb") as f:
+                pickle.dump(dumped, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as e:
+            raise CairnException(f"dump --file: cannot write {args.file}: {e.strerror or e}") from None
         print(f"Artifacts of {len(dumped)} task(s) written to {args.file}")
     return 0
 

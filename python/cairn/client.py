@@ -12,19 +12,18 @@ once the run is over, what they read is kept."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from . import _core
+from .checks import check_id, check_tags
 from .errors import CairnException, NamespaceMismatchError, NotFoundError
 from .runtime import datastore_root, username
 
 _UNSET: Any = object()
 _namespace: Any = _UNSET
 _stores: dict[str, Any] = {}
-MAX_TAG_LENGTH = 500
 _FORMS = {1: "Flow('FlowName')", 2: "Run('FlowName/RunID')", 3: "Step('FlowName/RunID/StepName')",
           4: "Task('FlowName/RunID/StepName/TaskID')",
           5: "DataArtifact('FlowName/RunID/StepName/TaskID/ArtifactName')"}
@@ -84,9 +83,12 @@ def _current_root() -> str:
 def _datastore(root: str) -> Any:
     ds = _stores.get(root)
     if ds is None:
-        if not os.path.exists(os.path.join(root, "cairn.db")):
-            raise NotFoundError(f"no cairn datastore at {root} (run a flow first, or set CAIRN_HOME)")
-        ds = _stores[root] = _core.Datastore(root, readonly=True)
+        try:
+            ds = _stores[root] = _core.Datastore(root, readonly=True)
+        except NotFoundError as e:
+            if not str(e).startswith("no cairn datastore"):
+                raise
+            raise NotFoundError(f"no cairn datastore at {root} (run a flow first, or set CAIRN_HOME)") from None
     return ds
 
 
@@ -144,9 +146,9 @@ def _split(pathspec: str, parts: int) -> list[str]:
 
 def _number(text: str, what: str) -> int:
     try:
-        return int(text)
-    except ValueError:
-        raise NotFoundError(f"{what} does not exist: ids are numbers, got '{text}'") from None
+        return check_id(text, what)
+    except CairnException as e:
+        raise NotFoundError(f"{what} does not exist: {str(e).split(': ', 1)[1]}") from None
 
 
 # --- the object model --------------------------------------------------------
@@ -405,14 +407,16 @@ class Run(CairnObject):
 
     @property
     def status(self) -> str:
-        """'running', 'succeeded' or 'failed'."""
+        """'running', 'succeeded', 'failed', or 'crashed': its engine process
+        died (kill -9, power loss) without marking the run; resume it."""
         self._live()
         return self._rec.status  # type: ignore[no-any-return]
 
     @property
     def finished(self) -> bool:
-        """True once the run is over, whether it succeeded or failed."""
-        return not self._live()
+        """True once the run is over, whether it succeeded or failed; False
+        while it runs and for a crashed run, which never finished."""
+        return not self._live() and self._rec.status != "crashed"
 
     @property
     def successful(self) -> bool:
@@ -420,7 +424,7 @@ class Run(CairnObject):
 
     @property
     def finished_at(self) -> datetime | None:
-        return None if self._live() else _dt(self._rec.finished_at)
+        return _dt(self._rec.finished_at) if self.finished else None
 
     @property
     def origin_pathspec(self) -> str | None:
@@ -460,9 +464,9 @@ class Run(CairnObject):
 
     def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
         """Removes, then adds, user tags, in one transaction."""
-        remove, add = _tag_list(tags_to_remove), _tag_list(tags_to_add)
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
         system = set(self._rec.system_tags)
+        remove, add = check_tags(tags_to_remove, removing=True), check_tags(tags_to_add, system)
         for tag in remove:
             if tag in system:
                 raise CairnException(f"cannot remove system tag '{tag}' from {self!r}")
@@ -472,16 +476,6 @@ class Run(CairnObject):
         finally:
             del writer
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
-
-
-def _tag_list(tags: Iterable[str]) -> list[str]:
-    tags = [tags] if isinstance(tags, str) else list(tags)
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise CairnException(f"a tag must be a non-empty string, got {tag!r}")
-        if len(tag) > MAX_TAG_LENGTH:
-            raise CairnException(f"a tag is at most {MAX_TAG_LENGTH} characters, got {len(tag)}")
-    return tags
 
 
 # Step, Task and DataArtifact live in client_task.py (this file's size); they

@@ -166,7 +166,7 @@ def _columns(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
 
 
-_COLORS = {"succeeded": "#1a7f37", "failed": "#cf222e", "running": "#9a6700"}
+_COLORS = {"succeeded": "#1a7f37", "failed": "#cf222e", "crashed": "#cf222e", "running": "#9a6700"}
 _CELL = "padding:1px 8px;text-align:left;"
 
 

@@ -20,6 +20,8 @@ class JSONTypeClass:
             return json.loads(text)
         except ValueError as e:
             raise ParameterError(f"not valid JSON: {e}") from e
+        except RecursionError:
+            raise ParameterError("JSON nested too deeply (Python's recursion limit)") from None
 
     def __repr__(self) -> str:
         return "JSONType"

@@ -11,7 +11,8 @@ import socket
 import sys
 from typing import Any
 
-from . import _core, serializers
+from . import _core, permissions, serializers
+from .checks import check_tags, check_text, env_choice
 from .config import config_values
 from .flow_decorators import run_exit_hooks
 from .graph import parameters_of
@@ -19,6 +20,8 @@ from .project import project_tags
 from .version import __version__
 
 DATASTORE_DIR = ".cairn"
+LAUNCHERS = ("worker", "spawn")
+LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "off")  # as engine_log.cc
 
 
 def datastore_root(explicit: str | None = None) -> str:
@@ -48,6 +51,18 @@ def username() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001
         return "unknown"
+
+
+def prepare_run(root: str, tags: list[str]) -> None:
+    """Before a run or resume writes anything: checks its tags and the
+    settings it takes from the environment, so that a bad one is an error
+    that names it rather than a fallback or a failure halfway, and applies
+    CAIRN_UMASK."""
+    check_tags(tags)
+    check_text("the user name ($CAIRN_USER or $USER)", username())
+    env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
+    env_choice("CAIRN_LOG_LEVEL", LOG_LEVELS, "info")
+    permissions.apply(root)
 
 
 def system_tags(user: str) -> list[str]:
@@ -109,9 +124,12 @@ def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
 
 def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: list[list[Any]],
             params_json: str, tags: list[str], with_decorators: list[str], max_workers: int,
-            max_num_splits: int, quiet: bool, launcher: str = "worker", origin_run_id: int = 0,
+            max_num_splits: int, quiet: bool, launcher: str | None = None, origin_run_id: int = 0,
             resume_steps: list[str] | None = None) -> dict[str, Any]:
+    """Runs the flow (after prepare_run); `launcher` None: $CAIRN_LAUNCHER,
+    else the worker."""
     user = username()
+    launcher = launcher or env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
     flow_payload = {
         "root": root, "user": user, "tags": tags, "with_decorators": with_decorators,
         "file": spec["file"], "configs": spec.get("configs", {}), "project": spec.get("project"),

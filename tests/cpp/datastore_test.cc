@@ -48,6 +48,13 @@ class DatastoreTest : public testing::Test {
   }
 
   // Runs `sql` on the database file directly, bypassing Datastore.
+  // Takes the database back to the tables of version 2.
+  void UndoVersion3() {
+    RawExec("DROP INDEX runs_running");
+    RawExec("ALTER TABLE runs DROP COLUMN engine_started");
+    RawExec("ALTER TABLE runs DROP COLUMN engine_machine");
+  }
+
   void RawExec(const std::string& sql) {
     ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READWRITE));
     ASSERT_OK(db.Exec(sql));
@@ -283,6 +290,7 @@ TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
   // meta table at all.
   for (const char* sql : {"DELETE FROM meta", "DROP TABLE meta"}) {
     RawExec(sql);
+    UndoVersion3();
     // A reader cannot migrate, and says so.
     EXPECT_EQ(Datastore::Open(root_, Mode::kReadOnly).status().code(),
               Status::Code::kVersionMismatch);
@@ -301,6 +309,7 @@ TEST_F(DatastoreTest, MigratesADatabaseFromBeforeVersioning) {
 TEST_F(DatastoreTest, MigratesVersionOneByAddingTheBlobsTable) {
   ds_.reset();
   RawExec("DROP TABLE blobs");
+  UndoVersion3();
   RawExec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
   ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
@@ -312,6 +321,66 @@ TEST_F(DatastoreTest, MigratesVersionOneByAddingTheBlobsTable) {
   ASSERT_OK(ds_->RecordTasks({task}));
   ASSERT_OK_AND_ASSIGN(std::string back, ds_->GetBlob(digest));
   EXPECT_EQ(back, data);
+}
+
+TEST_F(DatastoreTest, MigratesVersionTwoByRecordingTheEngineIdentity) {
+  ASSERT_OK_AND_ASSIGN(RunRecord old_run, ds_->CreateRun(MakeRun("F")));
+  ds_.reset();
+  UndoVersion3();
+  RawExec("UPDATE runs SET engine_pid = 999999999");  // no such process
+  RawExec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  ASSERT_OK_AND_ASSIGN(ds_, Datastore::Open(root_, Mode::kReadWrite));
+  // Too little is known of an old run's engine to call it crashed.
+  ASSERT_OK_AND_ASSIGN(RunRecord got, ds_->GetRun("F", old_run.run_id));
+  EXPECT_EQ(got.status, "running");
+  EXPECT_EQ(got.engine_started, 0);
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  EXPECT_EQ(run.engine_pid, getpid());
+  EXPECT_GT(run.engine_started, 0);
+  EXPECT_FALSE(run.engine_machine.empty());
+  EXPECT_EQ(run.status, "running");
+}
+
+TEST_F(DatastoreTest, ARunWhoseEngineIsGoneReadsAsCrashed) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord done, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->FinishRun(done.run_id, "failed"));
+  // The same pid started at another time: another process, so the engine is gone.
+  RawExec("UPDATE runs SET engine_started = engine_started + 1");
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Mode::kReadOnly));
+  ASSERT_OK_AND_ASSIGN(RunRecord got, reader->GetRun("F", run.run_id));
+  EXPECT_EQ(got.status, "crashed");
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, reader->Runs("F"));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].status, "crashed");
+  EXPECT_EQ(runs[0].status, "failed");  // a finished run stays what it was
+  // On another machine nothing can be told: still running.
+  RawExec("UPDATE runs SET engine_machine = 'elsewhere/boot'");
+  ASSERT_OK_AND_ASSIGN(got, reader->GetRun("F", run.run_id));
+  EXPECT_EQ(got.status, "running");
+}
+
+TEST_F(DatastoreTest, AnEngineMarksTheCrashedRunsOfItsMachine) {
+  ASSERT_OK_AND_ASSIGN(RunRecord crashed, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord elsewhere, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord done, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(RunRecord live, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->FinishRun(done.run_id, "succeeded"));
+  RawExec("UPDATE runs SET engine_started = engine_started + 1 WHERE run_id IN (" +
+          std::to_string(crashed.run_id) + ", " + std::to_string(elsewhere.run_id) + ", " +
+          std::to_string(done.run_id) + ")");
+  RawExec("UPDATE runs SET engine_machine = 'elsewhere/boot' WHERE run_id = " +
+          std::to_string(elsewhere.run_id));
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> marked, ds_->MarkCrashedRuns());
+  EXPECT_EQ(marked, std::vector<int64_t>{crashed.run_id});
+  ASSERT_OK_AND_ASSIGN(Db db, Db::Open(root_ + "/cairn.db", SQLITE_OPEN_READONLY));
+  ASSERT_OK_AND_ASSIGN(Stmt q, db.Prepare("SELECT status FROM runs ORDER BY run_id"));
+  std::vector<std::string> stored;
+  ASSERT_OK(q.ForEachRow([&](const Stmt& row) { stored.push_back(row.ColumnText(0)); }));
+  EXPECT_EQ(stored, (std::vector<std::string>{"crashed", "running", "succeeded", "running"}));
+  ASSERT_OK_AND_ASSIGN(marked, ds_->MarkCrashedRuns());  // nothing left to mark
+  EXPECT_TRUE(marked.empty());
+  (void)live;
 }
 
 TEST_F(DatastoreTest, SmallBlobsAreRecordedWithTheirTaskAndVerifiedOnRead) {

@@ -89,11 +89,21 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     db.close()
     _core.Datastore(str(runner.root), readonly=False)  # opens for writing too
     run = Flow("CrashFlow")["1"]
-    assert not run.finished and run.status == "running"
+    # Its engine is gone: crashed, neither finished nor successful.
+    assert run.status == "crashed" and not run.finished and not run.successful
+    assert run.finished_at is None
     assert "each" not in run  # killed mid-way: no record at all
+    listed = subprocess.run([sys.executable, "-m", "cairn", "runs"], cwd=runner.dir, env=runner.env,
+                            capture_output=True, text=True, check=True).stdout
+    assert listed.startswith("CrashFlow/1\tcrashed\t")
 
     proc = runner.run(runner.dir / "crash.py", "resume", check=True)
+    assert f"Run CrashFlow/1 crashed (its engine, pid {engine.pid}, is gone)" in proc.stdout
     assert "resuming run 1" in proc.stdout
+    db = sqlite3.connect(runner.root / "cairn.db")
+    assert db.execute("SELECT status FROM runs WHERE run_id = 1").fetchone()[0] == "crashed"  # stored now
+    db.close()
+    assert "marked run(s) 1 crashed" in (runner.root / "logs" / "2" / "engine.log").read_text()
     resumed = Flow("CrashFlow")["2"]
     assert resumed.successful
     assert resumed["start"].task.origin_pathspec == "CrashFlow/1/start/1"

@@ -52,7 +52,8 @@ def test_output_is_streamed_and_kept_per_task(runner):
     assert "[1/each/2] item x" in proc.stdout and "[1/each/3] item y" in proc.stdout
 
     kept = sorted(p.relative_to(runner.root / "logs").as_posix() for p in (runner.root / "logs").rglob("*.*"))
-    assert kept == ["1/each/2.0.out", "1/each/3.0.out", "1/end/5.0.out", "1/start/1.0.err", "1/start/1.0.out"]
+    assert kept == ["1/each/2.0.out", "1/each/3.0.out", "1/end/5.0.out", "1/engine.log", "1/start/1.0.err",
+                    "1/start/1.0.out"]
 
     start = Flow("LogsFlow")["1"]["start"].task
     assert (start.stdout, start.stderr) == ("hello from start\n", "a warning from start\n")
