@@ -44,6 +44,7 @@ RunOptions OptionsFrom(const py::dict& d) {
   Take(d, "flow_payload_json", &o.flow_payload_json);
   Take(d, "task_argv", &o.task_argv);
   Take(d, "require_result", &o.require_result);
+  Take(d, "run_id_file", &o.run_id_file);
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include "engine/task_io.h"
 #include "engine/task_log.h"
 #include "sched/plan.h"
+#include "util/fs.h"
 #include "util/time.h"
 
 namespace cairn {
@@ -70,7 +71,8 @@ class Engine::RunState : public OutputSink {
   std::string BuildPayload(TaskKey key);
   nlohmann::json FrameJson(const SplitFrame& frame);
   TaskEvent EventFor(TaskKey key) const;
-  void Record(TaskKey key, const std::string& status);
+  TaskRecord& Record(TaskKey key, const std::string& status);
+  void RecordRunning(TaskKey key);
   Status Flush(bool force);
   Status Interrupt(int wake_fd);
   Task& task(TaskKey key) { return tasks_[key]; }
@@ -83,6 +85,9 @@ class Engine::RunState : public OutputSink {
   std::unordered_map<TaskKey, Task> tasks_;
   std::multimap<double, TaskKey> retries_;   // monotonic due time -> task
   std::vector<TaskRecord> pending_;
+  // Tasks whose `running` row is in pending_ (by index), not yet committed:
+  // when such a task finishes, its final row takes the running row's place.
+  std::unordered_map<TaskKey, size_t> running_rows_;
   double last_flush_ = 0;
   RunSummary summary_;
   // Resume.
@@ -124,6 +129,9 @@ Status Engine::RunState::Prepare() {
   summary_.run_id = run_id_;
   (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
   log_.MarkedCrashed(e_.store_.MarkCrashedRuns());
+  if (!options_.run_id_file.empty()) {
+    CAIRN_RETURN_IF_ERROR(WriteFileAtomic(options_.run_id_file, std::to_string(run_id_)));
+  }
 
   // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
   TaskRecord params;
@@ -151,7 +159,7 @@ Status Engine::RunState::Prepare() {
       if (t.status == "succeeded") {
         std::string key = t.clone_key;
         origin_.emplace(std::move(key), std::move(t));
-      } else if (options_.resume_steps.empty() && t.status == "failed") {
+      } else if (options_.resume_steps.empty() && t.status != "succeeded") {  // failed, or left running
         StepId id = e_.graph_.Find(t.step);
         if (id != kNoStep) from.push_back(id);
       }
@@ -331,6 +339,7 @@ Status Engine::RunState::StartTask(TaskKey key) {
   attempt.attempt = t.attempt;
   attempt.started_at = WallSeconds();
   rt.attempts.push_back(attempt);
+  RecordRunning(key);
   e_.sink_.TaskStarted(ev);
   log_.TaskStarted(ev);
   Status st = e_.launcher_.Start(cmd);
@@ -369,8 +378,7 @@ bool Engine::RunState::TryClone(TaskKey key) {
     Fail(key, st.message(), "");
     return true;
   }
-  Record(key, "succeeded");
-  TaskRecord& rec = pending_.back();
+  TaskRecord& rec = Record(key, "succeeded");
   rec.origin = from.origin.empty()
                    ? fmt::format("{}/{}/{}/{}", e_.graph_.flow_name(), from.run_id, from.step, from.task_id)
                    : from.origin;
@@ -539,9 +547,9 @@ void Engine::RunState::Succeed(TaskKey key, TaskResult result, double finished_a
     return;
   }
   summary_.tasks_succeeded++;
-  Record(key, "succeeded");
-  pending_.back().finished_at = finished_at;
-  pending_.back().blobs = std::move(result.blobs);
+  TaskRecord& rec = Record(key, "succeeded");
+  rec.finished_at = finished_at;
+  rec.blobs = std::move(result.blobs);
   TaskEnd end;
   end.succeeded = true;
   e_.sink_.TaskFinished(EventFor(key), end);
@@ -560,7 +568,7 @@ void Engine::RunState::Fail(TaskKey key, const std::string& reason, const std::s
   e_.sink_.TaskFinished(EventFor(key), end);
 }
 
-void Engine::RunState::Record(TaskKey key, const std::string& status) {
+TaskRecord& Engine::RunState::Record(TaskKey key, const std::string& status) {
   const PlannedTask& t = plan_.task(key);
   Task& rt = task(key);
   TaskRecord rec;
@@ -576,7 +584,24 @@ void Engine::RunState::Record(TaskKey key, const std::string& status) {
   rec.finished_at = WallSeconds();
   rec.attempts = rt.attempts;
   rec.artifacts = rt.artifacts;
-  pending_.push_back(std::move(rec));
+  auto running = running_rows_.find(key);
+  if (running == running_rows_.end()) return pending_.emplace_back(std::move(rec));
+  TaskRecord& slot = pending_[running->second];
+  running_rows_.erase(running);
+  slot = std::move(rec);
+  return slot;
+}
+
+// A task's row while an attempt runs, committed with the next batch (so a
+// task can read itself through the client); a task that finishes before
+// then never writes it.
+void Engine::RunState::RecordRunning(TaskKey key) {
+  auto running = running_rows_.find(key);
+  TaskRecord& rec = running == running_rows_.end() ? Record(key, "running") : pending_[running->second];
+  if (running != running_rows_.end()) rec.attempts = task(key).attempts;  // a retry before the flush
+  running_rows_[key] = static_cast<size_t>(&rec - pending_.data());
+  rec.finished_at = 0;
+  rec.attempts.back().status = "running";
 }
 
 Status Engine::RunState::Flush(bool force) {
@@ -587,6 +612,7 @@ Status Engine::RunState::Flush(bool force) {
   log_.Committed(pending_.size(), MonotonicSeconds() - now, st);
   CAIRN_RETURN_IF_ERROR(st);
   pending_.clear();
+  running_rows_.clear();
   last_flush_ = now;
   return Status::OK();
 }

@@ -30,6 +30,8 @@ struct RunOptions {
   // ProcessLauncher only: argv prefix; the engine appends nothing, the
   // payload file says which task to run.
   std::vector<std::string> task_argv;
+  // If set, the run id is written here as soon as the run exists.
+  std::string run_id_file;
   // Python tasks must write a result document; shell tasks (native tool) need not.
   bool require_result = true;
 };

@@ -96,6 +96,8 @@ Result<TaskResult> ParseTaskResult(std::string_view text) {
       result.outcome.switch_case = doc["switch_case"].get<std::string>();
       kept["switch_case"] = result.outcome.switch_case;
     }
+    // Entries the step added to its metadata (profile(...)): kept with the task.
+    if (doc.contains("metadata") && doc["metadata"].is_array()) kept["metadata"] = doc["metadata"];
     result.outcome_json = kept.dump();
     return result;
   } catch (const json::exception& e) {

@@ -219,10 +219,11 @@ Status Datastore::State::Prepare() {
        "WHERE status = 'running' AND engine_machine = ?1"},
       {&mark_crashed, "UPDATE runs SET status = 'crashed' WHERE run_id = ?1 AND status = 'running'"},
       {&insert_task,
-       "INSERT INTO tasks (" TASK_COLUMNS ") "
+       // OR REPLACE: a task's `running` row is overwritten when it finishes.
+       "INSERT OR REPLACE INTO tasks (" TASK_COLUMNS ") "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
       {&insert_attempt,
-       "INSERT INTO attempts (run_id, " ATTEMPT_COLUMNS ") "
+       "INSERT OR REPLACE INTO attempts (run_id, " ATTEMPT_COLUMNS ") "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_artifact,
        "INSERT INTO artifacts (run_id, " ARTIFACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},

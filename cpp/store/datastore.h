@@ -27,7 +27,7 @@ struct ArtifactRecord {
 
 struct AttemptRecord {
   int attempt = 0;
-  std::string status;     // "succeeded", "failed", "timeout", "killed", "lost"
+  std::string status;     // "running", "succeeded", "failed", "timeout", "killed", "lost"
   int exit_code = -1;
   int signal = 0;
   std::string reason;     // one line for humans
@@ -39,7 +39,9 @@ struct TaskRecord {
   int64_t run_id = 0;
   std::string step;
   int64_t task_id = 0;
-  std::string status;             // "succeeded" or "failed"
+  // "succeeded" or "failed"; "running" from its start until it finishes
+  // (left so by an engine that died: no engine is running it any more).
+  std::string status;
   int foreach_index = -1;         // innermost foreach index, -1 if none
   std::string clone_key;          // see Plan::CloneKey
   std::string origin;             // pathspec this task was cloned from, or ""

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   run_id        INTEGER NOT NULL REFERENCES runs(run_id),
   task_id       INTEGER NOT NULL,
   step          TEXT NOT NULL,
-  status        TEXT NOT NULL,            -- succeeded | failed
+  status        TEXT NOT NULL,            -- running | succeeded | failed
   foreach_index INTEGER NOT NULL DEFAULT -1,
   clone_key     TEXT NOT NULL,
   origin        TEXT NOT NULL DEFAULT '',
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS attempts (
   run_id      INTEGER NOT NULL,
   task_id     INTEGER NOT NULL,
   attempt     INTEGER NOT NULL,
-  status      TEXT NOT NULL,              -- succeeded | failed | timeout | killed | lost
+  status      TEXT NOT NULL,              -- running | succeeded | failed | timeout | killed | lost
   exit_code   INTEGER NOT NULL,
   signal      INTEGER NOT NULL,
   reason      TEXT NOT NULL,

@@ -54,7 +54,7 @@ if __name__ == "__main__":
 
 def start_hanging_run(runner) -> tuple[subprocess.Popen, list[int]]:
     """Starts a run whose three `each` tasks hang, each with a `sleep` child;
-    returns once they all run and `start` is recorded."""
+    returns once they all run and are recorded (`start` finished, `each` running)."""
     flow = runner.write("crash.py", CRASH_FLOW)
     engine = subprocess.Popen([sys.executable, str(flow), "run"], cwd=runner.dir,
                               env={**runner.env, "HANG": "1"},
@@ -65,7 +65,9 @@ def start_hanging_run(runner) -> tuple[subprocess.Popen, list[int]]:
         if not pid_dir.exists() or len(list(pid_dir.iterdir())) < 3:
             return False
         try:
-            return Flow("CrashFlow")["1"]["start"].task.successful
+            run = Flow("CrashFlow")["1"]
+            # The three `each` tasks' running rows are committed too.
+            return run["start"].task.successful and len(list(run["each"])) == 3
         except Exception:  # noqa: BLE001 - not recorded yet
             return False
 
@@ -92,7 +94,10 @@ def test_kill_9_of_the_run_takes_the_tasks_along_and_resume_completes_it(runner)
     # Its engine is gone: crashed, neither finished nor successful.
     assert run.status == "crashed" and not run.finished and not run.successful
     assert run.finished_at is None
-    assert "each" not in run  # killed mid-way: no record at all
+    # Killed mid-way: the tasks' rows still say running, in a crashed run (no engine will finish them).
+    each = list(run["each"])
+    assert [(t.finished, t.successful, t.exception) for t in each] == [(False, False, None)] * 3
+    assert all([a.status for a in t.attempts] == ["running"] for t in each)
     listed = subprocess.run([sys.executable, "-m", "cairn", "runs"], cwd=runner.dir, env=runner.env,
                             capture_output=True, text=True, check=True).stdout
     assert listed.startswith("CrashFlow/1\tcrashed\t")
@@ -116,7 +121,7 @@ def test_ctrl_c_kills_and_records_every_task_and_resume_completes_the_run(runner
     assert engine.wait(timeout=30) == 130
     assert wait_until(lambda: all(process_gone(p) for p in pids))
     run = Flow("CrashFlow")["1"]
-    assert run.finished and not run.successful
+    assert run.status == "failed" and not run.finished and not run.successful
     tasks = list(run["each"])
     assert len(tasks) == 3
     for t in tasks:
