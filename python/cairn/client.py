@@ -18,7 +18,8 @@ from typing import Any
 
 from . import _core
 from .checks import check_id, check_tags
-from .errors import CairnException, NamespaceMismatchError, NotFoundError
+from .errors import CairnException, NamespaceMismatchError, NotFoundError, TaggingError
+from .metadata_provider import selected_root
 from .runtime import datastore_root, username
 
 _UNSET: Any = object()
@@ -54,6 +55,8 @@ def namespace(ns: str | None) -> str | None:
 
 def get_namespace() -> str | None:
     if _namespace is _UNSET:
+        if "CAIRN_NAMESPACE" in os.environ:  # `run --namespace NS` sets it for the run's tasks
+            return namespace(os.environ["CAIRN_NAMESPACE"] or None)
         return default_namespace()
     return _namespace  # type: ignore[no-any-return]
 
@@ -77,7 +80,7 @@ def _check_namespace(obj: CairnObject) -> None:
 
 # --- the datastore -----------------------------------------------------------
 def _current_root() -> str:
-    return datastore_root()
+    return selected_root() or datastore_root()
 
 
 def _datastore(root: str) -> Any:
@@ -414,9 +417,10 @@ class Run(CairnObject):
 
     @property
     def finished(self) -> bool:
-        """True once the run is over, whether it succeeded or failed; False
-        while it runs and for a crashed run, which never finished."""
-        return not self._live() and self._rec.status != "crashed"
+        """True once the end task is over (as Metaflow's client computes it: a
+        run that failed before its end step, or crashed, never finishes)."""
+        end = self.end_task
+        return bool(end and end.finished)
 
     @property
     def successful(self) -> bool:
@@ -433,7 +437,8 @@ class Run(CairnObject):
 
     @property
     def end_task(self) -> Task | None:
-        if self._end is None:
+        """The end step's task (while it runs too), or None."""
+        if self._end is None or not self._end.finished:
             records = self._tasks("end")
             if not records:
                 return None
@@ -444,7 +449,7 @@ class Run(CairnObject):
     def data(self) -> MetaflowData | None:
         """The end step's artifacts (None until the end step has run)."""
         end = self.end_task
-        return end.data if end else None
+        return end.data if end and end.finished else None
 
     # --- tags: Metaflow's rules: adding a system tag does nothing, removing one is an error.
     def add_tag(self, tag: str) -> None:
@@ -467,6 +472,8 @@ class Run(CairnObject):
         self._rec = _datastore(self._root).get_run(self._rec.flow, self._rec.run_id)
         system = set(self._rec.system_tags)
         remove, add = check_tags(tags_to_remove, removing=True), check_tags(tags_to_add, system)
+        if not remove and not add:
+            raise TaggingError("Must add or remove at least one tag")
         for tag in remove:
             if tag in system:
                 raise CairnException(f"cannot remove system tag '{tag}' from {self!r}")

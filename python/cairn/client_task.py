@@ -5,8 +5,9 @@ Import them from `cairn` or `cairn.client`; this module is loaded by client.py."
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from . import _core, serializers
@@ -23,7 +24,27 @@ from .client import (
     _resolve_ns,
     _split,
 )
+from .client_metadata import Attempt, log_path, loglines, task_metadata
+from .current import current
 from .errors import NotFoundError
+
+# How long Task(current.pathspec) inside a step waits for its own row: the
+# engine commits a started task's row with its next batch (every 0.25 s).
+_OWN_ROW_WAIT = 10.0
+
+
+def _task_record(run: Run, task_id: int, pathspec: str) -> Any:
+    """The task's record, or None. A step reading its own task (as
+    `Task(current.pathspec)` does) waits for the engine to commit its row."""
+    ds = _datastore(run._root)
+    deadline = time.monotonic() + _OWN_ROW_WAIT
+    while True:
+        try:
+            return ds.get_task(run._rec.run_id, task_id)
+        except NotFoundError:
+            if current.pathspec != pathspec or time.monotonic() > deadline:
+                return None
+        time.sleep(0.02)
 
 
 class Step(CairnObject):
@@ -114,10 +135,7 @@ class Task(CairnObject):
         flow, run_id, step, task_id = _split(pathspec, 4)
         run = Run(f"{flow}/{run_id}", _namespace_check=False, _root=_root)
         what = f"Task('{flow}/{run_id}/{step}/{task_id}')"
-        try:
-            record = _datastore(run._root).get_task(run._rec.run_id, _number(task_id, what))
-        except NotFoundError:
-            record = None
+        record = _task_record(run, _number(task_id, what), f"{flow}/{run_id}/{step}/{task_id}")
         if record is None or record.step != step:
             raise NotFoundError(f"{what} does not exist in {run._root}")
         self._init(run._adopt(_resolve_ns(_namespace_check, _current_namespace)), record, None)
@@ -172,11 +190,44 @@ class Task(CairnObject):
 
     user_tags = property(lambda self: self._run.user_tags)
     system_tags = property(lambda self: self._run.system_tags)
-    finished = property(lambda self: True)  # a task is recorded once it is over
     created_at = property(lambda self: _dt(self._rec.started_at))
-    finished_at = property(lambda self: _dt(self._rec.finished_at))
-    attempts = property(lambda self: list(self._rec.attempts))
+    attempts = property(lambda self: [Attempt(a) for a in self._rec.attempts])
     origin_pathspec = property(lambda self: self._rec.origin or None)
+    metadata = property(lambda self: task_metadata(self),
+                        doc="Metadata entries (name, value, created_at, type, task), oldest first.")
+    metadata_dict = property(lambda self: {m.name: m.value for m in sorted(self.metadata, key=lambda m: m.created_at)},
+                             doc="The newest value of each metadata entry, by name.")
+
+    @property
+    def finished(self) -> bool:
+        """False while the task runs, or if the engine running it died."""
+        return self._rec.status != "running"  # type: ignore[no-any-return]
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _dt(self._rec.finished_at) if self.finished else None
+
+    @property
+    def runtime_name(self) -> str | None:
+        """Where the task ran: 'local' (the `runtime:` system tag)."""
+        return next((t.split(":", 1)[1] for t in self.system_tags if t.startswith("runtime:")), None)
+
+    @property
+    def parent_tasks(self) -> Iterator[Task]:
+        """The tasks this one took its inputs from (several for a join)."""
+        by_id = {t.task_id: t for t in self._run._tasks()}
+        return iter([Task._make(self._run, by_id[p]) for p in self._rec.parents if p in by_id])
+
+    @property
+    def child_tasks(self) -> Iterator[Task]:
+        """The tasks that took this one as an input."""
+        mine = self._rec.task_id
+        return iter([Task._make(self._run, t) for t in self._run._tasks() if mine in t.parents])
+
+    def loglines(self, stream: str, as_unicode: bool = True, meta_dict: dict | None = None
+                 ) -> Iterator[tuple[datetime | None, Any]]:
+        """(timestamp, line) pairs of 'stdout' or 'stderr' (the timestamp is None)."""
+        return loglines(self, stream, as_unicode)
 
     @property
     def successful(self) -> bool:
@@ -198,7 +249,7 @@ class Task(CairnObject):
     @property
     def exception(self) -> TaskException | None:
         """What made the task fail (the Python exception, or the attempt's reason)."""
-        if self._rec.status == "succeeded":
+        if self._rec.status in ("succeeded", "running"):
             return None
         found = json.loads(self._rec.result_json or "{}").get("exception")
         if found:
@@ -207,20 +258,14 @@ class Task(CairnObject):
         return TaskException("TaskFailure", reason, "")
 
     def _log(self, stream: str) -> str:
-        # A cloned task's logs are its origin's.
-        run_id, step, task_id = self._rec.run_id, self._rec.step, self._rec.task_id
-        if self._rec.origin:
-            _, run_id, step, task_id = self._rec.origin.split("/")
-        path = os.path.join(self._root, "logs", str(run_id), step,
-                            f"{task_id}.{self.current_attempt}.{stream}")
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(log_path(self, stream, self.current_attempt), encoding="utf-8", errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
             return ""
 
-    stdout = property(lambda self: self._log("out"))
-    stderr = property(lambda self: self._log("err"))
+    stdout = property(lambda self: self._log("stdout"))
+    stderr = property(lambda self: self._log("stderr"))
 
 
 class DataArtifact(CairnObject):

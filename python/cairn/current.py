@@ -43,6 +43,7 @@ class Current:
     namespace = property(lambda self: f"user:{self._get('username')}")
     tags = property(lambda self: list(self._get("tags") or []))
     index = property(lambda self: self._get("index"))
+    parameter_names = property(lambda self: list(self._get("parameter_names") or []))
 
     # @project (None without it), as in Metaflow.
     def _project(self, key: str) -> Any:

@@ -39,6 +39,12 @@ class NamespaceMismatchError(CairnException):
     headline = "Object not in the current namespace"
 
 
+class TaggingError(CairnException):
+    """A tag operation Metaflow refuses too (e.g. one that changes nothing)."""
+
+    headline = "Tagging error"
+
+
 class UnknownStepError(CairnException):
     headline = "Unknown step"
 

@@ -4,6 +4,7 @@ artifacts, loading inherited ones only when they are read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import CairnException, MergeArtifactsError
@@ -42,6 +43,13 @@ class FlowSpec:
                 f"Parameters are not modifiable"
             )
         object.__setattr__(self, name, value)
+
+    def __iter__(self) -> Iterator[Any]:
+        """The flow's steps (bound methods) in source order: Metaflow's legacy
+        FlowSpec.__iter__, which iterates over the steps too."""
+        from .graph import collect_steps
+
+        return iter([getattr(self, info.name) for info in collect_steps(type(self))])
 
     @property
     def name(self) -> str:

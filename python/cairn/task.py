@@ -15,7 +15,7 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from . import _core, serializers
+from . import _core, metadata_provider, serializers
 from .cards.runtime import start_task as start_cards
 from .current import current
 from .errors import ArtifactError, CairnError, CairnException
@@ -430,6 +430,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         decorators = _decorators_of(flow_cls, step_name, flow_info)
         for d in decorators:
             os.environ.update(d.task_env())
+        metadata_provider.use_datastore(flow_info["root"])  # Task(current.pathspec) reads this run
         flow = flow_cls.__new__(flow_cls)
         object.__setattr__(flow, "_cairn_task", ctx)
         for name in ctx.param_names:
@@ -442,6 +443,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             username=flow_info.get("user"), tags=flow_info.get("tags", []),
             index=frame.index if frame else None, project=flow_info.get("project"),
             parallel=parallel_info(payload["stack"], payload["task_id"]),
+            parameter_names=[r[0] for r in payload["params"]],
         )
         cards = start_cards(decorators, {**current._info, "attempt": payload.get("attempt", 0),
                                          "root": flow_info.get("root"), "spec": spec})
@@ -482,6 +484,9 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # a closed or broken stream: nothing to flush
                 stream.flush()
+    entries = metadata_provider.task_entries()  # profile(...) and other additions to the task's metadata
+    if entries:
+        result["metadata"] = entries
     _write_all(result_fd, encode_result(result, ctx.new_blobs if code == 0 else {}))
     return code
 

@@ -179,7 +179,8 @@ def test_private_artifacts_are_reachable_by_name_only(ds):
 
 def test_failed_run_and_the_task_exception(ds):
     run = Run(FAILED)
-    assert run.finished and not run.successful and run.status == "failed"
+    # As in Metaflow, a run finishes with its end task: this one never reached it.
+    assert not run.finished and not run.successful and run.status == "failed"
     assert run.data is None and run.end_task is None
     assert isinstance(run.finished_at, datetime)
     failed = [t for t in run["work"] if not t.successful]
@@ -368,21 +369,25 @@ def test_reading_is_safe_while_a_run_writes(runner):
                 run = Flow("SlowFlow").latest_run
             except NotFoundError:  # no datastore or no flow yet
                 return None
-            return run if run is not None and "start" in run else None
+            return run if run is not None and "work" in run else None
 
-        run = _poll(started, "the start task")
-        # Every work task waits for GO: the run is certainly in progress.
+        run = _poll(started, "a work task")
+        # Every work task waits for GO: the run is certainly in progress, and
+        # its running tasks are listed, as Metaflow's client lists them.
         assert run.status == "running" and not run.finished and not run.successful
         assert run.finished_at is None and run.data is None and run.end_task is None
-        assert [s.id for s in run] == ["start"]
-        assert run["start"].task.data.items == list(range(40))
+        assert [s.id for s in run] == ["work", "start"]
+        assert run["start"].task.finished and run["start"].task.data.items == list(range(40))
+        waiting = run["work"].task
+        assert (waiting.finished, waiting.successful, waiting.finished_at, waiting.exception) == (False, False, None, None)
+        assert [a.status for a in waiting.attempts] == ["running"] and "attempt_ok" not in waiting.metadata_dict
         assert Flow("SlowFlow").latest_successful_run is None
         (runner.dir / "GO").touch()
         seen, polls = 0, 0
         while not run.finished:  # the same object sees the run progress
             polls += 1
             assert [r.id for r in Flow("SlowFlow")] == [run.id]
-            done = list(run["work"]) if "work" in run else []
+            done = [t for t in run["work"] if t.finished]
             assert len(done) >= seen
             seen = len(done)
             if done:

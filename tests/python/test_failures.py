@@ -122,7 +122,7 @@ def test_failure_is_recorded_and_a_running_sibling_finishes(runner, mode):
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = Flow("ModesFlow").latest_run
-    assert run.finished and not run.successful
+    assert run.status == "failed" and not run.finished and not run.successful
     bad = run["bad"].task
     assert not bad.successful
     assert [a.attempt for a in bad.attempts] == [0]
@@ -190,7 +190,7 @@ def test_one_failing_split_of_a_hundred_fails_the_run(runner):
     proc = runner.run(flow, "run")
     assert proc.returncode == 1
     run = Flow("WideFlow").latest_run
-    assert run.finished and not run.successful
+    assert run.status == "failed" and not run.finished and not run.successful
     tasks = list(run["each"])
     failed = [t for t in tasks if not t.successful]
     assert [t.index for t in failed] == [37]
