@@ -11,6 +11,7 @@ import traceback
 from typing import Any, Callable
 
 from . import _core
+from .cli_options import check_top_level
 from .errors import CairnError, headline
 
 COMMANDS: dict[str, Callable[[type, argparse.Namespace], int]] = {}
@@ -45,6 +46,7 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
     try:
         from .flow_options import prepare
 
+        check_top_level(args)
         prepare(flow_cls, args)
         return COMMANDS[args.command](flow_cls, args)
     except KeyboardInterrupt as e:
@@ -59,6 +61,7 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
 
 def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     from . import cli_commands  # noqa: F401 - registers the commands
+    from .cli_options import add_run_namespace, add_top_level, forbid_abbreviations, parameter_help
     from .flow_options import add_top_level_options
     from .graph import parameters_of
     from .parameters import check_reserved
@@ -69,6 +72,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of cairn errors")
     parser.add_argument("--quiet", action="store_true", help="fewer status lines")
     add_top_level_options(parser)
+    add_top_level(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def run_options(p: argparse.ArgumentParser) -> None:
@@ -83,6 +87,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
                        help="worker: fork tasks from a warm process (default, or $CAIRN_LAUNCHER); "
                             "spawn: a fresh interpreter per task")
         p.add_argument("--quiet", action="store_true", dest="run_quiet")
+        add_run_namespace(p)
 
     run = sub.add_parser("run", help="run the flow")
     run_options(run)
@@ -91,9 +96,8 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
         extra: dict[str, Any] = {}
         if param.type is bool:
             extra = {"nargs": "?", "const": "true"}
-        default = "" if not param.show_default else f" (default: {param.default!r})"
         run.add_argument(f"--{param.name}", dest=f"param__{attr}", default=None,
-                         metavar=param.name.upper().replace("-", "_"), help=f"{param.help}{default}", **extra)
+                         metavar=param.name.upper().replace("-", "_"), help=parameter_help(param), **extra)
 
     resume = sub.add_parser("resume", help="re-run a failed run from its failed step, reusing the rest")
     resume.add_argument("step_to_rerun", nargs="?", metavar="STEP", help="re-run from this step")
@@ -117,7 +121,9 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     dump.add_argument("pathspec")
     dump.add_argument("--include", help="comma-separated artifact names")
     dump.add_argument("--file", help="write the artifacts to this pickle file")
-    dump.add_argument("--max-value-size", type=int, default=1000, help="longest repr shown")
+    dump.add_argument("--max-value-size", type=int, default=1000,
+                      help="show only values whose stored size is at most this many bytes (default 1000)")
+    dump.add_argument("--private", action="store_true", help="also show private artifacts (names starting with _)")
 
     from .cards import cli as cards_cli
 
@@ -128,6 +134,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     tag.add_argument("action", choices=["add", "remove", "replace", "list"])
     tag.add_argument("tags", nargs="*")
     tag.add_argument("--run-id", required=False)
+    forbid_abbreviations(parser)
     return parser
 
 

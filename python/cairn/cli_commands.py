@@ -20,6 +20,15 @@ def _finish(summary: dict, args: argparse.Namespace) -> int:
     return 0 if summary["status"] == "succeeded" else 1
 
 
+def _run_extras(args: argparse.Namespace) -> dict[str, Any]:
+    """run --namespace: what the client sees in the run's tasks (they inherit
+    this process's environment); --run-id-file: written by the engine as soon
+    as the run has an id."""
+    if args.run_namespace is not None:
+        os.environ["CAIRN_NAMESPACE"] = args.run_namespace
+    return {"run_id_file": os.path.abspath(args.run_id_file) if args.run_id_file else ""}
+
+
 @command("check")
 def cmd_check(flow_cls: type, args: argparse.Namespace) -> int:
     spec_for(flow_cls)
@@ -38,6 +47,7 @@ def cmd_run(flow_cls: type, args: argparse.Namespace) -> int:
         flow_cls, spec, root=root, param_records=records, params_json=json.dumps(shown),
         tags=args.tag, with_decorators=args.with_decorators, max_workers=args.max_workers,
         max_num_splits=args.max_num_splits, quiet=args.quiet or args.run_quiet, launcher=args.launcher,
+        **_run_extras(args),
     )
     return _finish(summary, args)
 
@@ -67,7 +77,7 @@ def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
         flow_cls, spec, root=root, param_records=records, params_json=params_json,
         tags=args.tag, with_decorators=args.with_decorators, max_workers=args.max_workers,
         max_num_splits=args.max_num_splits, quiet=args.quiet or args.run_quiet, launcher=args.launcher,
-        origin_run_id=origin, resume_steps=steps,
+        origin_run_id=origin, resume_steps=steps, **_run_extras(args),
     )
     return _finish(summary, args)
 
@@ -129,13 +139,14 @@ def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
     step = client.Step("/".join([flow_cls.__name__, *parts[:2]]), _namespace_check=False, _root=root)
     tasks = [step[parts[2]]] if len(parts) == 3 else list(step)
     include = {n.strip() for n in args.include.split(",") if n.strip()} if args.include else None
-    missing = (include or set()) - {name for t in tasks for name in t._artifact_map()}
+    missing = (include or set()) - {name for t in tasks for name in t._artifact_map()
+                                    if args.private or include or not name.startswith("_")}
     if missing:
         raise NotFoundError(f"{step.pathspec} has no artifact named {', '.join(sorted(missing))}")
     dumped = {}
     for task in tasks:
         lines, dumped[task.pathspec] = dump_lines(task, include, args.max_value_size,
-                                                  show_values=not args.file)
+                                                  show_values=not args.file, private=args.private)
         print("\n".join(lines))
     if args.file:
         try:

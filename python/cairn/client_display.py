@@ -15,6 +15,7 @@ from typing import Any
 from .client import DataArtifact, Flow, Run, Step, Task
 
 MAX_ROWS = 50  # rows of a table before "... and N more"
+DUMP_REPR_WIDTH = 1000  # characters of a value `dump` shows
 LATEST_RUNS = 10
 
 Field = tuple[str, str]
@@ -196,19 +197,26 @@ def to_html(obj: Any) -> str:
 
 # --- python flow.py dump -----------------------------------------------------------
 def dump_lines(task: Task, include: set[str] | None, max_value_size: int,
-               show_values: bool = True) -> tuple[list[str], dict[str, Any]]:
-    """The listing of one task's artifacts, and their values by name."""
-    chosen = [a for a in task._artifact_map().values() if include is None or a.id in include]
+               show_values: bool = True, private: bool = False) -> tuple[list[str], dict[str, Any]]:
+    """The listing of one task's artifacts, and their values by name. As in
+    Metaflow's dump, private artifacts (`_name`) only when asked for, and a
+    value stored in more than `max_value_size` bytes is not read when shown."""
+    chosen = [a for a in task._artifact_map().values()
+              if (a.id in include if include is not None else private or not a.id.startswith("_"))]
     short = reprlib.Repr()
-    short.maxstring = short.maxother = short.maxlong = max(max_value_size, 10)
+    short.maxstring = short.maxother = short.maxlong = DUMP_REPR_WIDTH
     values: dict[str, Any] = {}
     rows = [["artifact", "type", "size"] + (["value"] if show_values else [])]
     for art in chosen:
-        values[art.id] = art.data
         row = [art.id, art.type, human_size(art.size)]
         if show_values:
-            text = short.repr(values[art.id]).replace("\n", "\\n")
-            row.append(text if len(text) <= max_value_size else text[:max_value_size] + "...")
+            if art.size > max_value_size:
+                row.append(f"<too large to show: over --max-value-size {max_value_size}>")
+                rows.append(row)
+                continue
+            text = short.repr(art.data).replace("\n", "\\n")
+            row.append(text if len(text) <= DUMP_REPR_WIDTH else text[:DUMP_REPR_WIDTH] + "...")
+        values[art.id] = art.data
         rows.append(row)
     head = f"{task.pathspec} ({len(chosen)} artifact{'s' if len(chosen) != 1 else ''})"
     return [head] + (["  " + line for line in _columns(rows)] if chosen else []), values

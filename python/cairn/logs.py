@@ -79,10 +79,11 @@ def print_task_logs(root: str, flow: str, run_id: int, step: str | None, task_id
             path = os.path.join(root, "logs", str(source.run_id), source.step,
                                 f"{source.task_id}.{chosen}.{stream}")
             if os.path.exists(path):
-                target = sys.stdout if stream == "out" else sys.stderr
-                target.flush()
-                _copy(path, target.buffer)
-                target.flush()
+                # Both streams go to stdout, as Metaflow prints them, so that
+                # `logs 3/start --stderr > err.txt` keeps the log.
+                sys.stdout.flush()
+                _copy(path, sys.stdout.buffer)
+                sys.stdout.flush()
 
 
 def _copy(path: str, target: BinaryIO) -> None:

@@ -125,7 +125,7 @@ def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
 def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: list[list[Any]],
             params_json: str, tags: list[str], with_decorators: list[str], max_workers: int,
             max_num_splits: int, quiet: bool, launcher: str | None = None, origin_run_id: int = 0,
-            resume_steps: list[str] | None = None) -> dict[str, Any]:
+            resume_steps: list[str] | None = None, run_id_file: str = "") -> dict[str, Any]:
     """Runs the flow (after prepare_run); `launcher` None: $CAIRN_LAUNCHER,
     else the worker."""
     user = username()
@@ -148,6 +148,7 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
         "resume_steps": resume_steps or [],
         "flow_payload_json": json.dumps(flow_payload),
         "task_argv": [sys.executable, spec["file"], "--datastore-root", root, "step"],
+        "run_id_file": run_id_file,
     }
     console = {"quiet": quiet, "live_progress": sys.stdout.isatty() and not quiet}
     sys.stdout.flush()

@@ -135,8 +135,12 @@ def test_dump_prints_names_types_sizes_and_short_values(ds):
     assert lines[1].split() == ["artifact", "type", "size", "value"]
     assert lines[2].split() == ["items", "list", f"{t0['items'].size}", "B", "['a',", "'b']"]
     assert lines[3].split() == ["letter", "str", f"{t0['letter'].size}", "B", "'A'"]
-    assert lines[4].split()[:4] == ["text", "str", "4.9", "KiB"]
-    assert "x...x" in lines[4] and len(lines[4]) < 1100  # shortened to --max-value-size
+    # As in Metaflow, a value stored in more than --max-value-size bytes (1000) is not shown...
+    assert lines[4].split()[:4] == ["text", "str", "4.9", "KiB"] and "x" not in lines[4].split()[-1]
+    assert "too large to show" in lines[4]
+    # ... and a larger limit shows it, its repr shortened to 1000 characters.
+    wide = cli(ds, "dump", f"1/work/{t0.id}", "--max-value-size", "10000").stdout.splitlines()
+    assert "x...x" in wide[4] and len(wide[4]) < 1100
     assert f"{t1.pathspec} (3 artifacts)" in lines and "'B'" in out
     out = cli(ds, "dump", "TagFlow/1/end", "--include", "table").stdout
     assert "table     dict  " in out and "'note': 'line one\\nline two'" in out and "letters" not in out

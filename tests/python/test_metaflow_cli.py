@@ -1,0 +1,112 @@
+"""The flow CLI as Metaflow users type it: the top-level options they pass out
+of habit, no abbreviated options, run --namespace, --run-id-file written as
+soon as the run exists, run --help that shows each parameter's type, default
+and [required], and dump --private.
+
+The flow runs under Metaflow after changing its import line."""
+
+from __future__ import annotations
+
+import pytest
+from cairn import Flow
+
+pytestmark = pytest.mark.e2e
+
+HABIT_FLOW = """
+import os
+from cairn import FlowSpec, Parameter, current, get_namespace, step
+
+def default_size(context):
+    return 7
+
+class HabitFlow(FlowSpec):
+    alpha = Parameter("alpha", help="learning rate", default=0.5)
+    size = Parameter("size", help="how many", default=default_size, type=int)
+    label = Parameter("label", help="a name", required=True)
+
+    @step
+    def start(self):
+        # The run id file exists while the run is still going.
+        self.id_in_file = None
+        if os.environ.get("RUN_ID_FILE"):
+            with open(os.environ["RUN_ID_FILE"]) as f:
+                self.id_in_file = f.read()
+        self.namespace_seen = get_namespace()
+        if os.environ.get("FLAKY") and current.retry_count == 0:
+            raise RuntimeError("first attempt fails")
+        self._private = "hidden"
+        self.public = "shown"
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    HabitFlow()
+"""
+
+
+def test_habit_options_run_namespace_and_the_run_id_file(runner):
+    flow = runner.write("habit.py", HABIT_FLOW)
+    id_file = runner.dir / "run-id"
+    proc = runner.run(
+        flow, "--metadata=local", "--datastore=local", "--environment", "local", "--no-pylint", "--quiet",
+        "--with", "retry:minutes_between_retries=0", "run", "--label", "x", "--namespace", "team:ml",
+        "--run-id-file", str(id_file),
+        env={"RUN_ID_FILE": str(id_file), "FLAKY": "1"}, check=True,
+    )
+    run = Flow("HabitFlow").latest_run
+    start = run["start"].task
+    assert id_file.read_text() == run.id == start.data.id_in_file
+    assert start.data.namespace_seen == "team:ml"  # what the client sees inside the run...
+    assert "team:ml" not in run.tags                # ...not a tag of the run
+    assert [a.status for a in start.attempts] == ["failed", "succeeded"]  # --with retry before `run`
+    assert "Task is starting" not in proc.stdout  # --quiet
+
+    proc = runner.run(flow, "run", "--label", "y", "--namespace=", check=True)
+    assert Flow("HabitFlow").latest_run["start"].task.data.namespace_seen is None  # the global namespace
+
+
+@pytest.mark.parametrize(("option", "reason"), [
+    ("--metadata=service", "no metadata service"),
+    ("--datastore=s3", "--datastore-root DIR"),
+    ("--environment=conda", "install the packages"),
+])
+def test_habit_options_with_other_values_are_refused_in_one_line(runner, option, reason):
+    flow = runner.write("habit.py", HABIT_FLOW)
+    proc = runner.run(flow, option, "run", "--label", "x")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"Unsupported option: {option} is not available: ")
+    assert reason in proc.stderr and proc.stderr.count("\n") == 1
+    assert not runner.root.exists()  # nothing ran
+
+
+def test_options_are_never_abbreviated(runner):
+    flow = runner.write("habit.py", HABIT_FLOW)
+    for argv in (["--datastore-r=elsewhere", "check"], ["run", "--label", "x", "--max-work=2"]):
+        proc = runner.run(flow, *argv)
+        assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr, proc.stderr
+    assert not (runner.dir / "elsewhere").exists() and not runner.root.exists()
+    proc = runner.run(flow, "--with", "retry", "check")
+    assert proc.returncode == 1 and "--with applies to run and resume" in proc.stderr
+
+
+def test_run_help_shows_type_default_and_required(runner):
+    flow = runner.write("habit.py", HABIT_FLOW)
+    help_text = " ".join(runner.run(flow, "run", "--help", check=True).stdout.split())
+    assert "--alpha ALPHA learning rate [type: float] [default: 0.5]" in help_text
+    assert "--size SIZE how many [type: int] [default: default_size() (computed at run time)]" in help_text
+    assert "--label LABEL a name [type: str] [required]" in help_text
+    top = " ".join(runner.run(flow, "--help", check=True).stdout.split())
+    assert "--metadata LOCAL accepted for Metaflow compatibility: only 'local'" in top
+
+
+def test_dump_private_artifacts(runner):
+    flow = runner.write("habit.py", HABIT_FLOW)
+    runner.run(flow, "run", "--label", "x", check=True)
+    run_id = Flow("HabitFlow").latest_run.id
+    plain = runner.run(flow, "dump", f"{run_id}/start", check=True).stdout
+    assert "public" in plain and "_private" not in plain
+    private = runner.run(flow, "dump", f"{run_id}/start", "--private", check=True).stdout
+    assert "_private" in private and "'hidden'" in private
