@@ -30,7 +30,10 @@ from .errors import (
 )
 from .flowspec import FlowSpec
 from .parameters import IncludeFile, JSONType, Parameter
-from .runner import Runner
+from .metadata_provider import default_metadata, get_metadata, metadata, profile
+from .nbrun import NBRunner
+from .parallel import parallel_imap_unordered, parallel_map
+from .runner import ExecutingRun, Runner
 from .version import __version__
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Runner", "Step", "StepDecorator",
     "Task", "__version__", "card", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
+    "ExecutingRun", "NBRunner", "default_metadata", "get_metadata", "metadata", "parallel_imap_unordered",
+    "parallel_map", "profile",
 ]
 
 # The flow-definition half of Metaflow's API: configs, flow decorators,

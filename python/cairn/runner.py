@@ -4,43 +4,108 @@
     with Runner("train.py").run(alpha=0.5, tags=["nightly"]) as result:
         print(result.status, result.run.data.model)
 
+    running = await Runner("train.py").async_run(alpha=0.5)   # returns once the run exists
+    async for _, line in running.stream_log("stdout"):
+        print(line)
+    await running.wait()
+
 Each call starts `python FLOW_FILE run` (or `resume`) in a subprocess with
-this interpreter, waits for it, and returns an ExecutingRun whose `run` is the
-client's Run. Output is shown as it comes (in a notebook, under the cell) and
-kept in `stdout` / `stderr`."""
+this interpreter. Its output is kept in files (`stdout` / `stderr`, and
+`stream_log`); a blocking call also shows it as it comes (in a notebook,
+under the cell). NBRunner (nbrun.py) runs a flow defined in a notebook cell."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import IO, Any
 
 from . import client
-from .errors import NotFoundError
+from .errors import CairnException, NotFoundError
 from .runtime import DATASTORE_DIR, datastore_root
 
 # Options of `run` and `resume` that are not flow parameters; the rest of the
 # keyword arguments are parameters (`alpha=1` becomes `--alpha 1`).
 _RUN_OPTIONS = {"tags", "max_workers", "max_num_splits", "with_decorators", "launcher", "quiet",
-                "origin_run_id", "step_to_rerun"}
+                "origin_run_id", "step_to_rerun", "namespace"}
+_POLL = 0.05  # seconds between looks at a file another process writes
 
 
 class ExecutingRun:
-    """The outcome of Runner.run() / Runner.resume()."""
+    """A run started by a Runner: running (async_run) or over (run).
 
-    def __init__(self, runner: Runner, returncode: int, stdout: str, stderr: str,
-                 run: client.Run | None):
+    `status` is 'running', 'successful' or 'failed'; `returncode` is None
+    while it runs; `run` is the client's Run (None if the run never started:
+    a bad flow or parameter)."""
+
+    def __init__(self, runner: Runner, process: _Process, run: client.Run | None):
         self.runner = runner
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.run = run  # None if the run never started (a bad flow or parameter)
+        self._process = process
+        self.run = run
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.popen.poll()
 
     @property
     def status(self) -> str:
-        """'successful' or 'failed', as Metaflow's ExecutingRun says."""
-        return "successful" if self.returncode == 0 else "failed"
+        code = self.returncode
+        return "running" if code is None else "successful" if code == 0 else "failed"
+
+    @property
+    def stdout(self) -> str:
+        """Everything the run printed to stdout so far."""
+        return self._process.read("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._process.read("stderr")
+
+    async def wait(self, timeout: float | None = None, stream: str | None = None) -> ExecutingRun:
+        """Waits for the run to end; `stream='stdout'` (or 'stderr') prints
+        that output meanwhile. Past `timeout` seconds the run is killed and
+        TimeoutError raised."""
+        import asyncio  # here: `import cairn` stays fast for flows that never use a Runner
+
+        async def follow() -> None:
+            if stream is not None:
+                async for _, line in self.stream_log(stream):
+                    print(line)
+
+        waiter = asyncio.get_running_loop().run_in_executor(None, self._process.wait)
+        try:
+            await asyncio.wait_for(asyncio.gather(waiter, follow()), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise TimeoutError(f"the run did not finish within {timeout} s; it was killed") from None
+        return self
+
+    async def stream_log(self, stream: str, position: int | None = None) -> AsyncIterator[tuple[int, str]]:
+        """(position, line) for each line of 'stdout' or 'stderr' as the run
+        writes it, until it ends; `position` (from an earlier pair) resumes there."""
+        import asyncio
+
+        path = self._process.path(stream)
+        offset = position or 0
+        while True:
+            running = self.returncode is None or not self._process.drained()
+            with open(path, "rb") as f:
+                f.seek(offset)
+                for raw in f:
+                    if not raw.endswith(b"\n") and running:
+                        break  # a partial line: wait for the rest
+                    offset += len(raw)
+                    yield offset, raw.decode("utf-8", errors="replace").rstrip("\n")
+            if not running:
+                return
+            await asyncio.sleep(_POLL)
+
+    def kill(self) -> None:
+        """Stops the run (SIGTERM to its process group: the engine records it as failed)."""
+        self._process.kill()
 
     def __enter__(self) -> ExecutingRun:  # noqa: PYI034 - Python 3.9 has no Self
         return self
@@ -50,6 +115,63 @@ class ExecutingRun:
 
     def __repr__(self) -> str:
         return f"ExecutingRun({self.run!r}, status={self.status!r})"
+
+
+class _Process:
+    """`python FLOW run ...` with its stdout and stderr copied into files
+    (and echoed, for a blocking call that shows its output)."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str], folder: str, echo: bool):
+        import subprocess
+        import threading
+
+        self.files = {name: os.path.join(folder, f"{name}.log") for name in ("stdout", "stderr")}
+        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      start_new_session=True)
+        self.pumps = [
+            threading.Thread(target=_pump, args=(self.popen.stdout, self.files["stdout"], sys.stdout if echo else None),
+                             daemon=True),
+            threading.Thread(target=_pump, args=(self.popen.stderr, self.files["stderr"], sys.stderr if echo else None),
+                             daemon=True),
+        ]
+        for t in self.pumps:
+            t.start()
+
+    def path(self, stream: str) -> str:
+        if stream not in self.files:
+            raise CairnException(f"stream must be 'stdout' or 'stderr', got {stream!r}")
+        return self.files[stream]
+
+    def read(self, stream: str) -> str:
+        with open(self.path(stream), encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def drained(self) -> bool:
+        return not any(t.is_alive() for t in self.pumps)
+
+    def wait(self) -> int:
+        code = self.popen.wait()
+        for t in self.pumps:
+            t.join()
+        return code
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _pump(source: IO[bytes] | None, path: str, echo: IO[str] | None) -> None:
+    assert source is not None
+    with open(path, "ab", buffering=0) as sink:
+        for line in source:
+            sink.write(line)
+            if echo is not None:
+                echo.write(line.decode("utf-8", errors="replace"))
+                echo.flush()
+    source.close()
 
 
 class Runner:
@@ -63,18 +185,26 @@ class Runner:
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self.env = {**os.environ, **(env or {})}
         self.root = _root_for(kwargs.pop("datastore_root", None), self.env, self.cwd)
-        self.top_options = [f"--{k.replace('_', '-')}" for k, v in kwargs.items() if v is True]
-        self._tmp: Any = None  # a TemporaryDirectory for the run id files
+        self.top_options = _top_options(kwargs)
+        self._tmp: Any = None  # a TemporaryDirectory for run id files and logs
+        self._calls = 0
 
     def run(self, **kwargs: Any) -> ExecutingRun:
-        """Runs the flow; keyword arguments are parameters and run options
-        (tags=[...], max_workers=4, with_decorators=["retry"], ...)."""
-        return self._execute("run", kwargs)
+        """Runs the flow and waits for it; keyword arguments are parameters and
+        run options (tags=[...], max_workers=4, with_decorators=["retry"], ...)."""
+        return self._blocking("run", kwargs)
 
     def resume(self, **kwargs: Any) -> ExecutingRun:
         """Resumes the latest run (or origin_run_id=N) from its failed step
-        (or step_to_rerun="name")."""
-        return self._execute("resume", kwargs)
+        (or step_to_rerun="name"), and waits for it."""
+        return self._blocking("resume", kwargs)
+
+    async def async_run(self, **kwargs: Any) -> ExecutingRun:
+        """Starts the run; returns as soon as it exists (or failed to start)."""
+        return await self._started("run", kwargs)
+
+    async def async_resume(self, **kwargs: Any) -> ExecutingRun:
+        return await self._started("resume", kwargs)
 
     def cleanup(self) -> None:
         if self._tmp is not None:
@@ -87,43 +217,53 @@ class Runner:
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
 
-    def _execute(self, command: str, kwargs: dict[str, Any]) -> ExecutingRun:
-        # Imported here: `import cairn` stays fast for flows that never use a Runner.
-        import subprocess
-        import tempfile
-        import threading
-
+    def _start(self, command: str, kwargs: dict[str, Any], echo: bool) -> tuple[_Process, str]:
         if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="cairn-runner-")
-        id_file = os.path.join(self._tmp.name, f"run-id-{command}")
-        if os.path.exists(id_file):
-            os.unlink(id_file)
-        argv = [sys.executable, self.flow_file, "--datastore-root", self.root, *self.top_options,
-                command, *_command_line(kwargs), "--run-id-file", id_file]
-        proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace")
-        out: list[str] = []
-        err: list[str] = []
-        readers = [threading.Thread(target=self._pump, args=(proc.stdout, out, sys.stdout), daemon=True),
-                   threading.Thread(target=self._pump, args=(proc.stderr, err, sys.stderr), daemon=True)]
-        for t in readers:
-            t.start()
-        returncode = proc.wait()
-        for t in readers:
-            t.join()
-        run = None
-        if os.path.exists(id_file):
-            with open(id_file) as f:
-                run = _find_run(self.root, int(f.read().strip()))
-        return ExecutingRun(self, returncode, "".join(out), "".join(err), run)
+            import tempfile
 
-    def _pump(self, stream: IO[str] | None, sink: list[str], echo: IO[str]) -> None:
-        assert stream is not None
-        for line in stream:
-            sink.append(line)
-            if self.show_output:
-                echo.write(line)
-        stream.close()
+            self._tmp = tempfile.TemporaryDirectory(prefix="cairn-runner-")
+        self._calls += 1
+        folder = os.path.join(self._tmp.name, f"{self._calls}-{command}")
+        os.makedirs(folder)
+        id_file = os.path.join(folder, "run-id")
+        argv = [sys.executable, self.flow_file, "--datastore-root", self.root, *self.top_options,
+                command, *_command_line(dict(kwargs)), "--run-id-file", id_file]
+        return _Process(argv, self.cwd, self.env, folder, echo), id_file
+
+    def _blocking(self, command: str, kwargs: dict[str, Any]) -> ExecutingRun:
+        process, id_file = self._start(command, kwargs, echo=self.show_output)
+        process.wait()
+        return ExecutingRun(self, process, self._run_of(id_file))
+
+    async def _started(self, command: str, kwargs: dict[str, Any]) -> ExecutingRun:
+        import asyncio
+
+        process, id_file = self._start(command, kwargs, echo=False)
+        # The engine writes the id file as soon as the run exists.
+        while not os.path.exists(id_file) and process.popen.poll() is None:
+            await asyncio.sleep(_POLL)
+        return ExecutingRun(self, process, self._run_of(id_file))
+
+    def _run_of(self, id_file: str) -> client.Run | None:
+        if not os.path.exists(id_file):
+            return None
+        with open(id_file) as f:
+            return _find_run(self.root, int(f.read().strip()))
+
+
+def _top_options(kwargs: dict[str, Any]) -> list[str]:
+    """Top-level options: `quiet=True` -> --quiet, `pylint=False` -> --no-pylint,
+    `metadata="local"` -> --metadata local."""
+    out: list[str] = []
+    for key, value in kwargs.items():
+        flag = key.replace("_", "-")
+        if value is True:
+            out.append(f"--{flag}")
+        elif value is False:
+            out.append(f"--no-{flag}")
+        elif value is not None:
+            out += [f"--{flag}", str(value)]
+    return out
 
 
 def _command_line(kwargs: dict[str, Any]) -> list[str]:
