@@ -29,11 +29,12 @@ from .errors import (
     NotFoundError,
 )
 from .flowspec import FlowSpec
-from .parameters import IncludeFile, JSONType, Parameter
+from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .metadata_provider import default_metadata, get_metadata, metadata, profile
 from .nbrun import NBRunner
 from .parallel import parallel_imap_unordered, parallel_map
 from .runner import ExecutingRun, Runner
+from .unavailable import DeployedFlow, Deployer, NBDeployer, inspect_spin
 from .version import __version__
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
     "Task", "__version__", "card", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
     "ExecutingRun", "NBRunner", "default_metadata", "get_metadata", "metadata", "parallel_imap_unordered",
-    "parallel_map", "profile",
+    "parallel_map", "profile", "DeployedFlow", "Deployer", "NBDeployer", "inspect_spin", "JSONTypeClass",
 ]
 
 # The flow-definition half of Metaflow's API: configs, flow decorators,

@@ -61,6 +61,7 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
 
 def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     from . import cli_commands  # noqa: F401 - registers the commands
+    from .spin import add_parser as add_spin_parser
     from .cli_options import add_run_namespace, add_top_level, forbid_abbreviations, parameter_help
     from .flow_options import add_top_level_options
     from .graph import parameters_of
@@ -134,6 +135,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     tag.add_argument("action", choices=["add", "remove", "replace", "list"])
     tag.add_argument("tags", nargs="*")
     tag.add_argument("--run-id", required=False)
+    add_spin_parser(sub)
     forbid_abbreviations(parser)
     return parser
 

@@ -110,3 +110,82 @@ def test_dump_private_artifacts(runner):
     assert "public" in plain and "_private" not in plain
     private = runner.run(flow, "dump", f"{run_id}/start", "--private", check=True).stdout
     assert "_private" in private and "'hidden'" in private
+
+
+SPIN_FLOW = """
+from cairn import FlowSpec, Parameter, step
+
+class SpinFlow(FlowSpec):
+    k = Parameter("k", default=3)
+
+    @step
+    def start(self):
+        self.items = list(range(self.k))
+        self.big = "x" * 10000
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.v = 1
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.v = 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.vs = sorted(i.v for i in inputs)
+        self.merge_artifacts(inputs, exclude=["v"])
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        print("each got", self.input, self.index, len(self.big), self.vs)
+        self.sq = self.input ** 2
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.squares = [i.sq for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SpinFlow()
+"""
+
+
+def test_spin_reruns_one_step_with_its_past_inputs_and_records_nothing(runner):
+    flow = runner.write("spin_flow.py", SPIN_FLOW)
+    runner.run(flow, "run", "--k", "4", check=True)
+    before = sorted(p.relative_to(runner.root) for p in runner.root.rglob("*") if "logs" not in p.parts)
+    each = list(Flow("SpinFlow").latest_run["each"])
+
+    # The step as it is in the file now, with the inputs of a task in the latest run.
+    flow.write_text(flow.read_text().replace('print("each got"', 'print("now each got"'))
+    out = runner.run(flow, "spin", "each", check=True).stdout
+    assert f"with the inputs of SpinFlow/1/each/{each[0].id}" in out
+    assert "now each got 0 0 10000 [1, 2]" in out  # its foreach item, and the artifacts it inherits
+    assert "it set 1 artifact(s) (not stored):\n  sq  int" in out
+    out = runner.run(flow, "spin", "each", "--spin-pathspec", f"1/each/{each[3].id}", check=True).stdout
+    assert "now each got 3 3 10000 [1, 2]" in out
+    assert "squares  list" in runner.run(flow, "spin", "gather", check=True).stdout  # a join of a foreach
+    # A new 10 KB value (a file in objects/ if it were stored): nothing is written.
+    flow.write_text(flow.read_text().replace('"x" * 10000', '"y" * 10000'))
+    assert "big  str" in runner.run(flow, "spin", "start", check=True).stdout
+
+    after = sorted(p.relative_to(runner.root) for p in runner.root.rglob("*") if "logs" not in p.parts)
+    assert [r.id for r in Flow("SpinFlow")] == ["1"]
+    assert [p for p in after if p.suffix not in (".db-wal", ".db-shm")] == \
+        [p for p in before if p.suffix not in (".db-wal", ".db-shm")]
+
+    proc = runner.run(flow, "spin", "nope")
+    assert proc.returncode == 1 and "has no step named 'nope'" in proc.stderr
+    flow.write_text(flow.read_text().replace("self.sq = self.input ** 2", "self.sq = 1 / 0"))
+    proc = runner.run(flow, "spin", "each")
+    assert proc.returncode == 1 and "step 'each' failed: ZeroDivisionError" in proc.stderr
