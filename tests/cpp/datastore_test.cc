@@ -181,7 +181,8 @@ TEST_F(DatastoreTest, RunsAreNewestFirstWithTheirOwnTags) {
 TEST_F(DatastoreTest, RecordTasksIsAllOrNothing) {
   ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
   ASSERT_OK(ds_->RecordTasks({MakeTask(run.run_id, 5, "a")}));
-  // Task 5 is already there: the whole batch must fail, including task 6.
+  // Task 5 is already recorded with its artifact: the whole batch must fail,
+  // including task 6.
   Status s = ds_->RecordTasks({MakeTask(run.run_id, 6, "a"), MakeTask(run.run_id, 5, "a")});
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
   EXPECT_NE(s.message().find(std::to_string(run.run_id) + "/5"), std::string::npos) << s.message();
@@ -196,6 +197,37 @@ TEST_F(DatastoreTest, RecordTasksIsAllOrNothing) {
   EXPECT_EQ(tasks[0].artifacts.size(), 1u);
   // The datastore is still usable after the failed batches.
   EXPECT_OK(ds_->RecordTasks({MakeTask(run.run_id, 6, "a")}));
+}
+
+TEST_F(DatastoreTest, ARunningRowIsReplacedByTheFinishedOne) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  TaskRecord running = MakeTask(run.run_id, 3, "a");
+  running.status = "running";
+  running.finished_at = 0;
+  running.artifacts.clear();
+  running.attempts[0].status = "running";
+  ASSERT_OK(ds_->RecordTasks({running}));
+  ASSERT_OK_AND_ASSIGN(TaskRecord seen, ds_->GetTask(run.run_id, 3));
+  EXPECT_EQ(seen.status, "running");
+  ASSERT_EQ(seen.attempts.size(), 1u);
+  EXPECT_EQ(seen.attempts[0].status, "running");
+  EXPECT_TRUE(seen.artifacts.empty());
+
+  // A retry's running row, then the finished task: one row, two attempts.
+  running.attempts[0].status = "failed";
+  running.attempts.push_back(AttemptRecord{1, "running", -1, 0, "", 150.0, 0});
+  ASSERT_OK(ds_->RecordTasks({running}));
+  TaskRecord done = MakeTask(run.run_id, 3, "a");
+  done.attempts = {running.attempts[0], AttemptRecord{1, "succeeded", 0, 0, "", 150.0, 203.0}};
+  ASSERT_OK(ds_->RecordTasks({done}));
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, ds_->Tasks(run.run_id));
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].status, "succeeded");
+  EXPECT_EQ(tasks[0].finished_at, 203.0);
+  ASSERT_EQ(tasks[0].attempts.size(), 2u);
+  EXPECT_EQ(tasks[0].attempts[0].status, "failed");
+  EXPECT_EQ(tasks[0].attempts[1].status, "succeeded");
+  EXPECT_EQ(tasks[0].artifacts.size(), 1u);
 }
 
 TEST_F(DatastoreTest, RecordTasksOfAnUnknownRunFails) {
