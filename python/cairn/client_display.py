@@ -105,10 +105,11 @@ def _describe_run(run: Run) -> tuple[str, str, list[Field], list[Table]]:
     for step in run:
         records = step._records()
         ok = sum(t.status == "succeeded" for t in records)
+        running = sum(t.status == "running" for t in records)
         cloned = sum(bool(t.origin) for t in records)
-        rows.append([step.id, str(len(records)), str(ok), str(len(records) - ok), str(cloned),
-                     _when(step.created_at), _took(step.created_at, step.finished_at)])
-    tables = [("Steps", ["step", "tasks", "succeeded", "failed", "cloned", "started", "took"], rows)]
+        rows.append([step.id, str(len(records)), str(ok), str(len(records) - ok - running), str(running),
+                     str(cloned), _when(step.created_at), _took(step.created_at, step.finished_at)])
+    tables = [("Steps", ["step", "tasks", "succeeded", "failed", "running", "cloned", "started", "took"], rows)]
     end = run.end_task
     if end is not None:
         tables.append(_artifact_table(end, "Artifacts of the end step (run.data)"))
@@ -117,9 +118,11 @@ def _describe_run(run: Run) -> tuple[str, str, list[Field], list[Table]]:
 
 def _describe_step(step: Step) -> tuple[str, str, list[Field], list[Table]]:
     records = step._records()
-    failed = sum(t.status != "succeeded" for t in records)
-    status = "failed" if failed else "succeeded"
-    fields = [("status", f"{len(records) - failed} of {len(records)} tasks succeeded"),
+    failed = sum(t.status == "failed" for t in records)
+    running = sum(t.status == "running" for t in records)
+    status = "failed" if failed else "running" if running else "succeeded"
+    done = f"{len(records) - failed - running} of {len(records)} tasks succeeded"
+    fields = [("status", done + (f", {running} running" if running else "")),
               ("started", _when(step.created_at)), ("finished", _when(step.finished_at)),
               ("took", _took(step.created_at, step.finished_at))]
     rows = []

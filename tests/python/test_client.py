@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -381,6 +382,9 @@ def test_reading_is_safe_while_a_run_writes(runner):
         waiting = run["work"].task
         assert (waiting.finished, waiting.successful, waiting.finished_at, waiting.exception) == (False, False, None, None)
         assert [a.status for a in waiting.attempts] == ["running"] and "attempt_ok" not in waiting.metadata_dict
+        from IPython.lib.pretty import pretty
+
+        assert re.search(r"0 of \d+ tasks succeeded, \d+ running", pretty(run["work"]))  # not "failed"
         assert Flow("SlowFlow").latest_successful_run is None
         (runner.dir / "GO").touch()
         seen, polls = 0, 0
@@ -411,7 +415,9 @@ def test_display_summaries_and_tables(ds):
     text = pretty(run)
     assert text.startswith("Run('ClientFlow/1')  succeeded\n") and "parameters   alpha=3" in text
     assert "user tags    t1" in text
-    assert "work   3      3          0       0" in text  # tasks, succeeded, failed, cloned
+    # tasks, succeeded, failed, running, cloned
+    assert [line.split()[:6] for line in text.splitlines() if line.split()[:1] == ["work"]] == \
+        [["work", "3", "3", "0", "0", "0"]]
     assert "summary   dict" in text and "total     int" in text
     html = run._repr_html_()
     for piece in ["<b>Run(&#x27;ClientFlow/1&#x27;)</b>", ">succeeded</span>", "<td", ">join<", ">summary<",
