@@ -42,7 +42,7 @@ class ArtifactRecord:
 
 class AttemptRecord:
     attempt: int
-    status: str
+    status: str  # running | succeeded | failed | timeout | killed | lost
     exit_code: int
     signal: int
     reason: str
@@ -53,7 +53,7 @@ class TaskRecord:
     run_id: int
     step: str
     task_id: int
-    status: str
+    status: str  # running (until the task finishes) | succeeded | failed
     foreach_index: int
     clone_key: str
     origin: str
