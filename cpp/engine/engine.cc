@@ -466,6 +466,7 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   double delay = action == FailureAction::kRetry ? e_.graph_.step(plan_.task(key).step).options.retry_delay_s : 0;
   retries_.emplace(MonotonicSeconds() + delay, key);
   log_.TaskRetry(ev, delay);
+  RecordRunning(key);  // readers see the failed attempt while the retry waits
   return Status::OK();
 }
 
@@ -592,16 +593,16 @@ TaskRecord& Engine::RunState::Record(TaskKey key, const std::string& status) {
   return slot;
 }
 
-// A task's row while an attempt runs, committed with the next batch (so a
-// task can read itself through the client); a task that finishes before
-// then never writes it.
+// A task's row while an attempt runs (or it waits to retry), committed with
+// the next batch, so that a task can read itself through the client; a task
+// that finishes before then never writes it.
 void Engine::RunState::RecordRunning(TaskKey key) {
   auto running = running_rows_.find(key);
   TaskRecord& rec = running == running_rows_.end() ? Record(key, "running") : pending_[running->second];
   if (running != running_rows_.end()) rec.attempts = task(key).attempts;  // a retry before the flush
   running_rows_[key] = static_cast<size_t>(&rec - pending_.data());
   rec.finished_at = 0;
-  rec.attempts.back().status = "running";
+  if (rec.attempts.back().status.empty()) rec.attempts.back().status = "running";  // not yet over
 }
 
 Status Engine::RunState::Flush(bool force) {

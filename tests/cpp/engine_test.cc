@@ -3,12 +3,14 @@
 // successes, failures, retries, @catch fallbacks and resume clones.
 #include "engine/engine.h"
 
+#include <chrono>
 #include <deque>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,6 +99,38 @@ class FakeLauncher : public Launcher {
   std::deque<std::pair<TaskKey, Ending>> running_;
   std::vector<json> started_;
   std::vector<TaskKey> killed_;
+};
+
+// A FakeLauncher whose task of `step`, once started, does not end until a
+// second (read-only) connection sees its row: the engine must commit a
+// started task's row by itself. Gives up after 10 s (the test then fails).
+class WatchingLauncher : public FakeLauncher {
+ public:
+  WatchingLauncher(Script script, std::string root, std::string step)
+      : FakeLauncher(std::move(script)), root_(std::move(root)), step_(std::move(step)) {}
+
+  Result<std::vector<TaskExit>> Wait(int timeout_ms, int wake_fd, OutputSink* sink) override {
+    if (seen.status.empty() && std::chrono::steady_clock::now() < deadline_) {
+      for (const json& p : started()) {
+        if (p["step"] != step_) continue;
+        CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Datastore::Mode::kReadOnly));
+        CAIRN_ASSIGN_OR_RETURN(std::vector<TaskRecord> tasks, reader->Tasks(p["run_id"].get<int64_t>(), step_));
+        if (!tasks.empty()) {
+          seen = tasks[0];
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // as a real launcher waits
+        return std::vector<TaskExit>{};
+      }
+    }
+    return FakeLauncher::Wait(timeout_ms, wake_fd, sink);
+  }
+
+  TaskRecord seen;  // the row the reader saw while the task ran
+
+ private:
+  std::string root_, step_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);
 };
 
 // A result whose one artifact is named after the step.
@@ -264,6 +298,25 @@ TEST_F(EngineTest, ParallelGangIsKilledAndRetriedWholeWhenOneNodeFails) {
       "killed: its @parallel gang was stopped: task 3 failed"}));
   // The join has every node as an input, in node order.
   EXPECT_EQ(TaskOf(summary.run_id, "join").parents, (std::vector<TaskKey>{2, 3, 4}));
+}
+
+TEST_F(EngineTest, AStartedTaskIsCommittedAsRunningThenReplacedWhenItFinishes) {
+  LoadShape("linear");
+  WatchingLauncher launcher([](const std::string& step, int) { return Ending{}; }, dir_.path(), "a");
+  ASSERT_OK_AND_ASSIGN(RunSummary summary, Run(launcher));
+  EXPECT_EQ(summary.status, "succeeded");
+  EXPECT_EQ(launcher.seen.status, "running");
+  EXPECT_EQ(launcher.seen.finished_at, 0);
+  ASSERT_EQ(launcher.seen.attempts.size(), 1u);
+  EXPECT_EQ(launcher.seen.attempts[0].status, "running");
+  EXPECT_TRUE(launcher.seen.artifacts.empty());
+
+  TaskRecord a = TaskOf(summary.run_id, "a");
+  EXPECT_EQ(a.status, "succeeded");
+  ASSERT_EQ(a.attempts.size(), 1u);
+  EXPECT_EQ(a.attempts[0].status, "succeeded");
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> all, store_->Tasks(summary.run_id));
+  EXPECT_EQ(all.size(), 4u);  // _parameters, start, a, end: one row each
 }
 
 TEST_F(EngineTest, RetryThenSuccessRecordsBothAttempts) {
