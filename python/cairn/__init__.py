@@ -29,10 +29,10 @@ from .errors import (
     NotFoundError,
 )
 from .flowspec import FlowSpec
-from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .metadata_provider import default_metadata, get_metadata, metadata, profile
 from .nbrun import NBRunner
 from .parallel import parallel_imap_unordered, parallel_map
+from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .runner import ExecutingRun, Runner
 from .unavailable import DeployedFlow, Deployer, NBDeployer, inspect_spin
 from .version import __version__
@@ -43,8 +43,11 @@ __all__ = [
     "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Runner", "Step", "StepDecorator",
     "Task", "__version__", "card", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
-    "ExecutingRun", "NBRunner", "default_metadata", "get_metadata", "metadata", "parallel_imap_unordered",
-    "parallel_map", "profile", "DeployedFlow", "Deployer", "NBDeployer", "inspect_spin", "JSONTypeClass",
+]
+# The rest of Metaflow's client, runner and utility names (issue 14).
+__all__ += [
+    "DeployedFlow", "Deployer", "ExecutingRun", "JSONTypeClass", "NBDeployer", "NBRunner", "default_metadata",
+    "get_metadata", "inspect_spin", "metadata", "parallel_imap_unordered", "parallel_map", "profile",
 ]
 
 # The flow-definition half of Metaflow's API: configs, flow decorators,

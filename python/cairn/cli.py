@@ -61,11 +61,11 @@ def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:
 
 def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     from . import cli_commands  # noqa: F401 - registers the commands
-    from .spin import add_parser as add_spin_parser
     from .cli_options import add_run_namespace, add_top_level, forbid_abbreviations, parameter_help
     from .flow_options import add_top_level_options
     from .graph import parameters_of
     from .parameters import check_reserved
+    from .spin import add_parser as add_spin_parser
 
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else flow_cls.__name__
     parser = argparse.ArgumentParser(prog=f"python {prog}", description=(flow_cls.__doc__ or "").strip())

@@ -17,12 +17,12 @@ from .errors import CairnException
 
 # option -> (the value accepted, why any other value is refused)
 _LOCAL_ONLY = {
-    "metadata": ("local", "cairn records runs in the SQLite database of its datastore "
-                          "(--datastore-root); there is no metadata service"),
-    "datastore": ("local", "cairn stores artifacts in its local datastore; choose its folder "
-                           "with --datastore-root DIR"),
-    "environment": ("local", "cairn runs steps in the interpreter that runs the flow; "
-                             "install the packages a flow needs into it"),
+    "metadata": ("local", ("cairn records runs in the SQLite database of its datastore "
+                           "(--datastore-root); there is no metadata service")),
+    "datastore": ("local", ("cairn stores artifacts in its local datastore; choose its folder "
+                            "with --datastore-root DIR")),
+    "environment": ("local", ("cairn runs steps in the interpreter that runs the flow; "
+                              "install the packages a flow needs into it")),
 }
 
 

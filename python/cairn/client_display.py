@@ -109,7 +109,8 @@ def _describe_run(run: Run) -> tuple[str, str, list[Field], list[Table]]:
         cloned = sum(bool(t.origin) for t in records)
         rows.append([step.id, str(len(records)), str(ok), str(len(records) - ok - running), str(running),
                      str(cloned), _when(step.created_at), _took(step.created_at, step.finished_at)])
-    tables = [("Steps", ["step", "tasks", "succeeded", "failed", "running", "cloned", "started", "took"], rows)]
+    columns = ["step", "tasks", "succeeded", "failed", "running", "cloned", "started", "took"]
+    tables = [("Steps", columns, rows)]
     end = run.end_task
     if end is not None:
         tables.append(_artifact_table(end, "Artifacts of the end step (run.data)"))

@@ -21,7 +21,7 @@ class Attempt:
     """One try of a task: its number, status, exit and times (seconds since
     the epoch; `started`/`finished` as datetimes)."""
 
-    __slots__ = ("attempt", "status", "exit_code", "signal", "reason", "started_at", "finished_at")
+    __slots__ = ("attempt", "exit_code", "finished_at", "reason", "signal", "started_at", "status")
 
     def __init__(self, record: Any):
         for name in self.__slots__:
@@ -73,7 +73,8 @@ def task_metadata(task: Task) -> list[Metadata]:
         for stream in ("stdout", "stderr"):
             add(f"log_location_{stream}", log_path(task, stream, a.attempt), "log_path", when)
         if a.status != "running":
-            add("attempt_ok", a.status == "succeeded", "internal_attempt_status", a.finished_at or rec.finished_at)
+            done = a.finished_at or rec.finished_at
+            add("attempt_ok", a.status == "succeeded", "internal_attempt_status", done)
     for name, value, type, when in json.loads(rec.result_json or "{}").get("metadata", []):
         add(name, value, type, when)
     return out

@@ -195,8 +195,9 @@ class Task(CairnObject):
     origin_pathspec = property(lambda self: self._rec.origin or None)
     metadata = property(lambda self: task_metadata(self),
                         doc="Metadata entries (name, value, created_at, type, task), oldest first.")
-    metadata_dict = property(lambda self: {m.name: m.value for m in sorted(self.metadata, key=lambda m: m.created_at)},
-                             doc="The newest value of each metadata entry, by name.")
+    metadata_dict = property(
+        lambda self: {m.name: m.value for m in sorted(self.metadata, key=lambda m: m.created_at)},
+        doc="The newest value of each metadata entry, by name.")
 
     @property
     def finished(self) -> bool:

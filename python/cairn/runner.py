@@ -16,6 +16,7 @@ under the cell). NBRunner (nbrun.py) runs a flow defined in a notebook cell."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,7 +93,7 @@ class ExecutingRun:
         offset = position or 0
         while True:
             running = self.returncode is None or not self._process.drained()
-            with open(path, "rb") as f:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - a local file, read from where it was left
                 f.seek(offset)
                 for raw in f:
                     if not raw.endswith(b"\n") and running:
@@ -157,10 +158,8 @@ class _Process:
 
     def kill(self) -> None:
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
 
 def _pump(source: IO[bytes] | None, path: str, echo: IO[str] | None) -> None:

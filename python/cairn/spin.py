@@ -10,6 +10,7 @@ and their values go to a scratch folder that is removed afterwards."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -54,10 +55,8 @@ class _Inputs:
 
     def artifacts(self, task: Any) -> list[list[Any]]:
         for a in task.artifacts:  # small blobs live in the database, and travel in the payload
-            try:
+            with contextlib.suppress(NotFoundError):
                 self.blobs.setdefault(a.digest, bytes(self.ds.get_blob(a.digest)))
-            except NotFoundError:
-                pass
         return [_record(a) for a in task.artifacts]
 
     def frame(self, task: Any, parent: Any) -> dict[str, Any] | None:

@@ -56,8 +56,8 @@ def test_retry_records_every_attempt_with_its_reason_and_logs(runner):
         assert attempt.stderr.startswith(f"err of attempt {n}\n")
     assert start.stdout == "out of attempt 2\n"  # the last attempt by default
     logs = runner.run(flow, "logs", "1/start/1", "--attempt", "1", "--stderr", check=True)
-    assert logs.stdout == "" and logs.stderr.startswith("err of attempt 1\n")
-    assert "Segmentation fault" in logs.stderr
+    assert logs.stderr == "" and logs.stdout.startswith("err of attempt 1\n")  # the log, on stdout
+    assert "Segmentation fault" in logs.stdout
     assert "[1/start/1 (attempt 1)] Task is retrying." in proc.stdout
     assert "[1/start/1] Task failed: ValueError: first try (will retry)" in proc.stdout
 
