@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
@@ -175,10 +176,16 @@ def _pump(source: IO[bytes] | None, path: str, echo: IO[str] | None) -> None:
 
 class Runner:
     """Runs the flow in `flow_file`. Keyword arguments are the flow file's
-    top-level options: `datastore_root="..."`, `quiet=True`, `debug=True`."""
+    top-level options: `datastore_root="..."`, `quiet=True`, `pylint=False`.
+    `file_read_timeout`: how long async_run waits for the run to exist."""
 
-    def __init__(self, flow_file: str, show_output: bool = True, env: dict[str, str] | None = None,
-                 cwd: str | None = None, **kwargs: Any):
+    def __init__(self, flow_file: str, show_output: bool = True, profile: str | None = None,
+                 env: dict[str, str] | None = None, cwd: str | None = None, file_read_timeout: float = 3600,
+                 **kwargs: Any):
+        if profile is not None:
+            raise CairnException(f"Runner(profile={profile!r}): cairn has no configuration profiles; "
+                                 f"set CAIRN_* variables with env={{...}}")
+        self.file_read_timeout = file_read_timeout
         self.flow_file = os.path.abspath(os.path.join(cwd or os.getcwd(), flow_file))
         self.show_output = show_output
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
@@ -239,7 +246,11 @@ class Runner:
 
         process, id_file = self._start(command, kwargs, echo=False)
         # The engine writes the id file as soon as the run exists.
+        deadline = time.monotonic() + self.file_read_timeout
         while not os.path.exists(id_file) and process.popen.poll() is None:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise CairnException(f"the run did not start within file_read_timeout={self.file_read_timeout} s")
             await asyncio.sleep(_POLL)
         return ExecutingRun(self, process, self._run_of(id_file))
 

@@ -122,3 +122,8 @@ def test_nbrunner_outside_a_notebook_says_what_to_use():
 
     with pytest.raises(CairnException, match="outside a notebook, use Runner"):
         NBRunner(NotInACell)
+
+
+def test_runner_refuses_a_metaflow_profile():
+    with pytest.raises(CairnException, match="no configuration profiles"):
+        Runner("flow.py", profile="dev")
