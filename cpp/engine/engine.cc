@@ -130,7 +130,11 @@ Status Engine::RunState::Prepare() {
   (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
   log_.MarkedCrashed(e_.store_.MarkCrashedRuns());
   if (!options_.run_id_file.empty()) {
-    CAIRN_RETURN_IF_ERROR(WriteFileAtomic(options_.run_id_file, std::to_string(run_id_)));
+    Status written = WriteFileAtomic(options_.run_id_file, std::to_string(run_id_));
+    if (!written.ok()) {
+      (void)e_.store_.FinishRun(run_id_, "failed");  // never left looking alive
+      return Status::IOError("cannot write --run-id-file " + options_.run_id_file + ": " + written.message());
+    }
   }
 
   // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.

@@ -67,6 +67,10 @@ def test_habit_options_run_namespace_and_the_run_id_file(runner):
     proc = runner.run(flow, "run", "--label", "y", "--namespace=", check=True)
     assert Flow("HabitFlow").latest_run["start"].task.data.namespace_seen is None  # the global namespace
 
+    proc = runner.run(flow, "run", "--label", "z", "--run-id-file", str(runner.dir / "missing" / "id"))
+    assert proc.returncode == 1 and "cannot write --run-id-file" in proc.stderr
+    assert Flow("HabitFlow").latest_run.status == "failed"  # not left looking alive
+
 
 @pytest.mark.parametrize(("option", "reason"), [
     ("--metadata=service", "no metadata service"),
