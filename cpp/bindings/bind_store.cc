@@ -89,6 +89,10 @@ void BindStore(py::module_& m) {
       .def("path_of", &ArtifactStore::PathOf);
 
   py::class_<ArtifactRecord>(m, "ArtifactRecord")
+      .def(py::init([](std::string name, std::string digest, int64_t size, std::string type, std::string encoding) {
+             return ArtifactRecord{std::move(name), std::move(digest), size, std::move(type), std::move(encoding)};
+           }),
+           py::arg("name"), py::arg("digest"), py::arg("size"), py::arg("type"), py::arg("encoding"))
       .def_readonly("name", &ArtifactRecord::name)
       .def_readonly("digest", &ArtifactRecord::digest)
       .def_readonly("size", &ArtifactRecord::size)
@@ -163,7 +167,38 @@ void BindStore(py::module_& m) {
       .def("replace_tags", [](Datastore& d, int64_t run_id, const std::vector<std::string>& remove,
                               const std::vector<std::string>& add) {
         ThrowIfError(d.ReplaceTags(run_id, remove, add));
-      });
+      })
+      // Writing a run without the engine (spin --persist): one run, then its tasks.
+      .def("create_run",
+           [](Datastore& d, const std::string& flow, const std::string& user,
+              const std::vector<std::string>& system_tags, const std::string& params_json) {
+             NewRun run;
+             run.flow = flow;
+             run.user = user;
+             run.system_tags = system_tags;
+             run.params_json = params_json;
+             return Unwrap(d.CreateRun(run));
+           })
+      .def("finish_run", [](Datastore& d, int64_t run_id, const std::string& status) {
+        ThrowIfError(d.FinishRun(run_id, status));
+      })
+      .def("record_succeeded_task",
+           [](Datastore& d, int64_t run_id, const std::string& step, int64_t task_id,
+              const std::vector<ArtifactRecord>& artifacts, const std::vector<std::pair<std::string, py::bytes>>& blobs,
+              double started_at, double finished_at) {
+             TaskRecord t;
+             t.run_id = run_id;
+             t.step = step;
+             t.task_id = task_id;
+             t.status = "succeeded";
+             t.clone_key = step + "#" + std::to_string(task_id);
+             t.started_at = started_at;
+             t.finished_at = finished_at;
+             t.attempts.push_back(AttemptRecord{0, "succeeded", 0, 0, "", started_at, finished_at});
+             t.artifacts = artifacts;
+             for (const auto& [digest, data] : blobs) t.blobs.emplace_back(digest, std::string(data));
+             ThrowIfError(d.RecordTasks({t}));
+           });
   m.attr("SCHEMA_VERSION") = kSchemaVersion;
 }
 

@@ -29,12 +29,12 @@ from .errors import (
     NotFoundError,
 )
 from .flowspec import FlowSpec
-from .metadata_provider import default_metadata, get_metadata, metadata, profile
+from .metadata_provider import default_metadata, get_metadata, inspect_spin, metadata, profile
 from .nbrun import NBRunner
 from .parallel import parallel_imap_unordered, parallel_map
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .runner import ExecutingRun, Runner
-from .unavailable import DeployedFlow, Deployer, NBDeployer, inspect_spin
+from .unavailable import DeployedFlow, Deployer, NBDeployer
 from .version import __version__
 
 __all__ = [

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import CairnException
 from .runtime import DATASTORE_DIR, datastore_root
 
+SPIN_DIR = ".cairn_spin"  # where `spin --persist` keeps its runs
 _selected: str | None = None          # the datastore chosen with metadata(), if any
 _task_entries: list[list[Any]] = []    # [name, value, type, created_at]: this task's additions
 
@@ -60,6 +61,16 @@ def default_metadata() -> str:
     global _selected
     _selected = None
     return get_metadata()
+
+
+def inspect_spin(datastore_root: str = ".") -> str:
+    """Points the client at what `spin --persist` kept in
+    `<datastore_root>/.cairn_spin` (Metaflow's inspect_spin); returns get_metadata()."""
+    path = os.path.join(os.path.abspath(datastore_root), SPIN_DIR)
+    if not os.path.isdir(path):
+        raise CairnException(f"inspect_spin: no spin results in {path} "
+                             f"(run `python flow.py spin STEP --persist` there)")
+    return metadata(path)
 
 
 def use_datastore(root: str) -> None:

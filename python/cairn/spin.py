@@ -4,8 +4,10 @@ developing a step without re-running the flow).
 
 The task's inputs (its parents' artifacts, the parameters, the foreach and
 branch frames it was in) are rebuilt from the datastore, and the step runs in
-a child process. Nothing is recorded: artifacts the step sets are listed,
-and their values go to a scratch folder that is removed afterwards."""
+a child process. Nothing is recorded in the datastore: the artifacts the step
+sets are listed, and their values go to a scratch folder removed afterwards;
+with --persist, the task goes into a separate datastore, `.cairn_spin` in the
+working directory, read with `inspect_spin(".")`."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from typing import Any
 from . import _core
 from .cli import command, spec_for
 from .errors import CairnException, NotFoundError, UnknownStepError
-from .runtime import datastore_root, username
+from .metadata_provider import SPIN_DIR
+from .runtime import datastore_root, system_tags, username
 
 
 class _ScratchStore:
@@ -122,7 +125,8 @@ def _source_task(ds: Any, flow: str, step: str, pathspec: str | None) -> Any:
         finished = [t for t in ds.tasks(run.run_id, step) if t.status != "running"]
         if finished:
             return finished[0]
-    raise NotFoundError(f"no past run of {flow} has a task of step '{step}' to take inputs from; run the flow first")
+    raise NotFoundError(f"no past run of {flow} has a task of step '{step}' to take inputs from; "
+                        f"run the flow first")
 
 
 @command("spin")
@@ -136,8 +140,10 @@ def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
     ds = _core.Datastore(root, readonly=True)
     source = _source_task(ds, flow_cls.__name__, args.step_name, args.spin_pathspec)
     inputs = _Inputs(ds, source.run_id, spec)
-    with tempfile.TemporaryDirectory(prefix="cairn-spin-") as scratch:
-        flow_info = {"root": root, "user": username(), "tags": [], "with_decorators": [], "file": spec["file"]}
+    with tempfile.TemporaryDirectory(prefix="cairn-spin-") as tmp:
+        scratch = os.path.abspath(SPIN_DIR) if args.persist else tmp
+        flow_info = {"root": root, "user": username(), "tags": [], "with_decorators": [],
+                     "file": spec["file"]}
         payload = inputs.payload(source, flow_info)
         del ds, inputs
         print(f"Spinning step '{args.step_name}' with the inputs of "
@@ -157,24 +163,63 @@ def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
         with os.fdopen(read_end, "rb") as f:
             raw = f.read()
         _, status = os.waitpid(pid, 0)
-        result = json.loads(raw.partition(b"\0")[0] or b"{}")
+        text, _, binary = raw.partition(b"\0")
+        result = json.loads(text or b"{}")
         if "exception" in result:
             failure = result["exception"]
-            raise CairnException(f"step '{args.step_name}' failed: {failure.get('type')}: {failure.get('message')}")
+            raise CairnException(
+                f"step '{args.step_name}' failed: {failure.get('type')}: {failure.get('message')}")
         if os.waitstatus_to_exitcode(status) != 0:
             raise CairnException(f"step '{args.step_name}' failed: the task exited with status "
                                  f"{os.waitstatus_to_exitcode(status)}")
-    inherited = {r[1] for item in payload["inputs"] for r in item["artifacts"]} | {r[1] for r in payload["params"]}
+    inherited = {r[1] for item in payload["inputs"] for r in item["artifacts"]}
+    inherited |= {r[1] for r in payload["params"]}
     changed = [r for r in result.get("artifacts", []) if r[1] not in inherited]
-    print(f"Step '{args.step_name}' succeeded; it set {len(changed)} artifact(s) (not stored):")
+    where = "not stored" if not args.persist else f"kept in {os.path.abspath(SPIN_DIR)}"
+    print(f"Step '{args.step_name}' succeeded; it set {len(changed)} artifact(s) ({where}):")
     for name, _, size, type_name, _ in changed:
         print(f"  {name}  {type_name}  {size} B")
+    if args.persist:
+        run_id = _persist(flow_cls.__name__, source, result, binary, payload["blobs"], root)
+        print(f"Persisted as {flow_cls.__name__}/{run_id}/{source.step}/{source.task_id}; read it after "
+              f"inspect_spin(\"{os.getcwd()}\")")
     return 0
 
 
+def _persist(flow: str, source: Any, result: dict[str, Any], binary: bytes, inherited_blobs: dict[str, bytes],
+             root: str) -> int:
+    """Records the spun task, with every artifact it has, in the spin datastore."""
+    import time
+
+    offset, blobs = 0, dict(inherited_blobs)
+    for digest, length in result.get("blobs", []):
+        blobs[digest] = binary[offset:offset + length]
+        offset += length
+    spin_root = os.path.abspath(SPIN_DIR)
+    target = _core.Datastore(spin_root, readonly=False)
+    files = _ScratchStore(root, spin_root)
+    records, small = [], []
+    for name, digest, size, type_name, encoding in result.get("artifacts", []):
+        records.append(_core.ArtifactRecord(name, digest, size, type_name, encoding))
+        if digest in blobs:
+            small.append((digest, blobs[digest]))
+        elif not files.writer.has(digest):  # an inherited value: copied, so the spin datastore stands alone
+            files.writer.put(files.reader.get(digest))
+    user = username()
+    origin = f"spin:{flow}/{source.run_id}/{source.step}/{source.task_id}"
+    run = target.create_run(flow, user, [*system_tags(user), origin], "{}")
+    now = time.time()
+    target.record_succeeded_task(run.run_id, source.step, source.task_id, records, small, now, now)
+    target.finish_run(run.run_id, "succeeded")
+    return int(run.run_id)
+
+
 def add_parser(sub: Any) -> None:
-    spin = sub.add_parser("spin", help="run one step again with the inputs of its task in a past run; records nothing")
+    spin = sub.add_parser("spin", help="run one step again with the inputs of its task in a past run")
     spin.add_argument("step_name", metavar="STEP")
     spin.add_argument("--spin-pathspec", metavar="RUN_ID/STEP/TASK_ID",
-                      help="the task whose inputs to use (default: the step's first task in the latest run that has one)")
+                      help="the task whose inputs to use (default: the step's first task in the "
+                           "latest run that has one)")
+    spin.add_argument("--persist", action="store_true",
+                      help=f"keep the task and its artifacts in ./{SPIN_DIR}, read with inspect_spin('.')")
 

@@ -40,6 +40,3 @@ _DEPLOY = ("cairn runs flows locally and deploys to no production scheduler; run
 Deployer = Unavailable("Deployer", _DEPLOY)
 DeployedFlow = Unavailable("DeployedFlow", _DEPLOY)
 NBDeployer = Unavailable("NBDeployer", _DEPLOY)
-inspect_spin = Unavailable(
-    "inspect_spin", "cairn's spin keeps no results (no --persist): it lists the artifacts the step set; "
-    "to keep them, resume the run from that step (`python flow.py resume STEP`) and read it with the client")

@@ -8,7 +8,7 @@ The flow runs under Metaflow after changing its import line."""
 from __future__ import annotations
 
 import pytest
-from cairn import Flow
+from cairn import CairnException, Flow
 
 pytestmark = pytest.mark.e2e
 
@@ -193,3 +193,26 @@ def test_spin_reruns_one_step_with_its_past_inputs_and_records_nothing(runner):
     flow.write_text(flow.read_text().replace("self.sq = self.input ** 2", "self.sq = 1 / 0"))
     proc = runner.run(flow, "spin", "each")
     assert proc.returncode == 1 and "step 'each' failed: ZeroDivisionError" in proc.stderr
+
+
+def test_spin_persist_keeps_the_task_apart_for_inspect_spin(runner):
+    from cairn import default_metadata, get_metadata, inspect_spin
+
+    flow = runner.write("spin_flow.py", SPIN_FLOW)
+    runner.run(flow, "run", "--k", "2", check=True)
+    out = runner.run(flow, "spin", "each", "--spin-pathspec", f"1/each/{list(Flow('SpinFlow')['1']['each'])[1].id}",
+                     "--persist", check=True).stdout
+    assert "kept in" in out and (runner.dir / ".cairn_spin" / "cairn.db").exists()
+    assert [r.id for r in Flow("SpinFlow")] == ["1"]  # the datastore itself has no new run
+    try:
+        assert inspect_spin(str(runner.dir)) == f"local@{runner.dir / '.cairn_spin'}"
+        spun = Flow("SpinFlow").latest_run
+        task = spun["each"].task
+        assert spun.successful and task["sq"].data == 1  # its own artifact...
+        assert task.data.big == "x" * 10000 and task.data.vs == [1, 2]  # ...and what it inherited
+        assert any(t.startswith("spin:SpinFlow/1/each/") for t in spun.system_tags)
+    finally:
+        default_metadata()
+    assert get_metadata() == f"local@{runner.root}"
+    with pytest.raises(CairnException, match="no spin results"):
+        inspect_spin(str(runner.dir / "elsewhere"))
