@@ -31,8 +31,9 @@ from .errors import (
 from .flowspec import FlowSpec
 from .metadata_provider import default_metadata, get_metadata, inspect_spin, metadata, profile
 from .nbrun import NBRunner
-from .parallel import parallel_imap_unordered, parallel_map
+from .multicore import parallel_imap_unordered, parallel_map
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
+from .parsers import yaml_parser
 from .runner import ExecutingRun, Runner
 from .unavailable import DeployedFlow, Deployer, NBDeployer
 from .version import __version__
@@ -48,7 +49,10 @@ __all__ = [
 __all__ += [
     "DeployedFlow", "Deployer", "ExecutingRun", "JSONTypeClass", "NBDeployer", "NBRunner", "default_metadata",
     "get_metadata", "inspect_spin", "metadata", "parallel_imap_unordered", "parallel_map", "profile",
+    "USER_SKIP_STEP", "yaml_parser",
 ]
+# What a user step decorator yields to skip the step (any dict does, as in Metaflow).
+USER_SKIP_STEP: dict = {}
 
 # The flow-definition half of Metaflow's API: configs, flow decorators,
 # user-defined decorators, secrets, and the names cairn does not provide yet.

@@ -1,4 +1,4 @@
-"""parallel_map and parallel_imap_unordered: Metaflow's multicore helpers.
+"""parallel_map and parallel_imap_unordered: Metaflow's multicore helpers (multicore_utils).
 Each item runs in a forked child process (so `func` may be a lambda or a
 closure, and reads the parent's memory for free); its result comes back
 pickled through a temporary file. At most `max_parallel` children run at once

@@ -133,12 +133,17 @@ def _source_task(ds: Any, flow: str, step: str, pathspec: str | None) -> Any:
 def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
     from . import task as task_module
 
-    spec = spec_for(flow_cls)
-    if args.step_name not in {s["name"] for s in spec["steps"]}:
+    from .config import read_configs
+    from .flow_options import run_configs
+
+    if not getattr(getattr(flow_cls, args.step_name, None), "_cairn_step", False):
         raise UnknownStepError(f"spin: flow {flow_cls.__name__} has no step named '{args.step_name}'")
     root = datastore_root(args.datastore_root)
     ds = _core.Datastore(root, readonly=True)
     source = _source_task(ds, flow_cls.__name__, args.step_name, args.spin_pathspec)
+    # The flow's configs are those of the run whose task it takes inputs from.
+    read_configs(flow_cls, stored=run_configs(flow_cls.__name__, root, source.run_id))
+    spec = spec_for(flow_cls)
     inputs = _Inputs(ds, source.run_id, spec)
     with tempfile.TemporaryDirectory(prefix="cairn-spin-") as tmp:
         scratch = os.path.abspath(SPIN_DIR) if args.persist else tmp

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from .errors import CairnException
-
-
-class NotAvailableError(CairnException):
-    headline = "Not available in cairn"
+from .unsupported import NotAvailableError
 
 
 class Unavailable:

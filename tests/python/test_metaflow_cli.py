@@ -216,3 +216,29 @@ def test_spin_persist_keeps_the_task_apart_for_inspect_spin(runner):
     assert get_metadata() == f"local@{runner.root}"
     with pytest.raises(CairnException, match="no spin results"):
         inspect_spin(str(runner.dir / "elsewhere"))
+
+
+def test_spin_uses_the_configs_of_the_run_it_takes_inputs_from(runner):
+    flow = runner.write(
+        "config_spin.py",
+        """
+        from cairn import Config, FlowSpec, step
+
+        class ConfigSpinFlow(FlowSpec):
+            cfg = Config("cfg", default_value={"scale": 2})
+
+            @step
+            def start(self):
+                self.x = 5
+                self.next(self.end)
+
+            @step
+            def end(self):
+                print("scaled", self.x * self.cfg.scale)
+
+        if __name__ == "__main__":
+            ConfigSpinFlow()
+        """,
+    )
+    runner.run(flow, "--config-value", "cfg", '{"scale": 7}', "run", check=True)
+    assert "scaled 35" in runner.run(flow, "spin", "end", check=True).stdout

@@ -156,3 +156,18 @@ def test_parallel_map_and_imap_unordered(tmp_path):
     with pytest.raises(CairnException, match="item 13 failed: ValueError: unlucky"):
         parallel_map(_square, range(20))
     assert list(tmp_path.iterdir()) == []  # results pass through files that are removed
+
+
+def test_yaml_parser_reads_yaml_with_pyyaml_and_says_how_to_get_it(monkeypatch):
+    import sys
+    import types
+
+    from cairn import yaml_parser
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # PyYAML missing
+    with pytest.raises(CairnException, match="pip install pyyaml"):
+        yaml_parser("a: 1")
+    fake = types.ModuleType("yaml")
+    fake.safe_load = lambda text: {"parsed": text}
+    monkeypatch.setitem(sys.modules, "yaml", fake)
+    assert yaml_parser("a: 1") == {"parsed": "a: 1"}
