@@ -30,8 +30,8 @@ from .errors import (
 )
 from .flowspec import FlowSpec
 from .metadata_provider import default_metadata, get_metadata, inspect_spin, metadata, profile
-from .nbrun import NBRunner
 from .multicore import parallel_imap_unordered, parallel_map
+from .nbrun import NBRunner
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .parsers import yaml_parser
 from .runner import ExecutingRun, Runner

@@ -132,7 +132,6 @@ def _source_task(ds: Any, flow: str, step: str, pathspec: str | None) -> Any:
 @command("spin")
 def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
     from . import task as task_module
-
     from .config import read_configs
     from .flow_options import run_configs
 
