@@ -169,7 +169,8 @@ class UIData:
         for t in tasks:
             s = summary[t.step]
             s["total"] += 1
-            s["succeeded" if t.status == "succeeded" else "failed"] += 1
+            # A recorded row is running from its start until it finishes.
+            s["succeeded" if t.status == "succeeded" else "running" if t.status == "running" else "failed"] += 1
             s["retried"] += t.attempts > 1
         for r in running:
             summary[r["step"]]["total"] += 1
@@ -179,7 +180,7 @@ class UIData:
                           else "succeeded" if s["total"] else "pending")
         ordered = sorted(tasks, key=lambda t: (t.started_at, t.task_id))[:TIMELINE_MAX]
         timeline = [{"task_id": t.task_id, "step": t.step, "status": t.status, "start": t.started_at,
-                     "end": t.finished_at, "attempts": t.attempts} for t in ordered]
+                     "end": t.finished_at or now, "attempts": t.attempts} for t in ordered]
         timeline += [{"task_id": r["task_id"], "step": r["step"], "status": "running",
                       "start": r["started_at"], "end": now, "attempts": r["attempt"] + 1} for r in running]
         return {
@@ -187,7 +188,10 @@ class UIData:
             "steps": [{"name": s["name"], "foreach": bool(s.get("foreach")), "is_join": bool(s.get("is_join")),
                        **summary[s["name"]]} for s in steps],
             "graph_svg": graph_svg(steps), "timeline": timeline, "timeline_total": len(tasks) + len(running),
-            "running_tasks": running, "task_count": len(tasks), "now": now,
+            "running_tasks": sorted(running + [
+                {"task_id": t.task_id, "step": t.step, "attempt": t.attempts - 1, "status": "running",
+                 "started_at": t.started_at} for t in tasks if t.status == "running"], key=lambda r: r["task_id"]),
+            "task_count": len(tasks), "now": now,
         }
 
     def step_tasks(self, flow: str, run_id: Any, step: str, sort: str = "id", order: str = "asc",
@@ -260,7 +264,8 @@ class UIData:
             "cards": [{"index": int(a.name[len(CARD_PREFIX):]), "type": [*a.type.split("/"), "", ""][1],
                        "id": a.type.split("/", 2)[2] if a.type.count("/") >= 2 else "",
                        "url": f"/card/{flow}/{run.run_id}/{t.task_id}/{a.name[len(CARD_PREFIX):]}"}
-                      for a in card_records(t)],
+                      for a in card_records(t)]
+                     or (self._live_cards(run, t.task_id, t.attempts[-1].attempt) if t.status == "running" else []),
             "exception": result.get("exception"),
         }
 
