@@ -12,6 +12,7 @@ once the run is over, what they read is kept."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any

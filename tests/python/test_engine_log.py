@@ -67,7 +67,10 @@ def test_cairn_logs_prints_task_output_like_the_flow_cli(runner):
     runner.run(flow, "run", check=True)
     assert cairn(runner, "logs", "RetryFlow/1/end").stdout == "the end\n"
     assert runner.run(flow, "logs", "1/end").stdout == "the end\n"
-    assert cairn(runner, "logs", "RetryFlow/1/start/1", "--attempt", "0").stdout == "attempt 0\n"
+    assert cairn(runner, "logs", "RetryFlow/1/start/1", "--attempt", "0", "--stdout").stdout == "attempt 0\n"
+    # Without --stdout the attempt's stderr follows, on stdout too (as Metaflow prints a log).
+    both = cairn(runner, "logs", "RetryFlow/1/start/1", "--attempt", "0")
+    assert both.stdout.startswith("attempt 0\nTraceback") and both.stderr == ""
     whole = cairn(runner, "logs", "RetryFlow/1").stdout
     assert "--- RetryFlow/1/start/1 (attempt 1)\nattempt 1\n" in whole
     assert "--- RetryFlow/1/end/2 (attempt 0)\nthe end\n" in whole
