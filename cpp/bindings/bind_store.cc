@@ -132,6 +132,7 @@ void BindStore(py::module_& m) {
       .def_readonly("engine_started", &RunRecord::engine_started)
       .def_readonly("engine_machine", &RunRecord::engine_machine)
       .def_readonly("params_json", &RunRecord::params_json)
+      .def_readonly("failure", &RunRecord::failure)
       .def_readonly("graph_json", &RunRecord::graph_json)
       .def_readonly("tags", &RunRecord::tags)
       .def_readonly("system_tags", &RunRecord::system_tags);

@@ -13,6 +13,7 @@
 #include "engine/task_io.h"
 #include "engine/task_log.h"
 #include "sched/plan.h"
+#include "store/disk_reserve.h"
 #include "util/fs.h"
 #include "util/time.h"
 
@@ -48,6 +49,7 @@ class Engine::RunState : public OutputSink {
     std::string last_failure;
     double started_at = 0;
     std::unique_ptr<TaskLog> log;            // while an attempt runs
+    std::string log_error;                   // the attempt's output could not be saved
   };
 
   Status Prepare();
@@ -74,12 +76,19 @@ class Engine::RunState : public OutputSink {
   TaskRecord& Record(TaskKey key, const std::string& status);
   void RecordRunning(TaskKey key);
   Status Flush(bool force);
-  Status Interrupt(int wake_fd);
+  // Ends the run after `cause` (an error from a write to the datastore):
+  // for a full disk, kills the tasks, frees the reserve and records the run
+  // as failed with the reason, then as many task rows as fit.
+  Result<RunSummary> Abandon(const Status& cause);
+  // Kills every running task and records each as killed with `reason`.
+  void KillAndRecord(const std::string& reason);
+  Status Interrupt();
   Task& task(TaskKey key) { return tasks_[key]; }
 
   Engine& e_;
   const RunOptions& options_;
   Plan plan_;
+  std::unique_ptr<DiskReserve> reserve_;
   int64_t run_id_ = 0;
   std::vector<ArtifactRecord> params_;
   std::unordered_map<TaskKey, Task> tasks_;
@@ -114,6 +123,13 @@ Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::func
 Status Engine::RunState::Prepare() {
   CAIRN_RETURN_IF_ERROR(EngineLog::CheckEnvironment());
   CAIRN_ASSIGN_OR_RETURN(params_, ArtifactsFromJson(options_.param_artifacts_json));
+  Result<std::unique_ptr<DiskReserve>> reserve = DiskReserve::Create(options_.root + "/reserve");
+  if (!reserve.ok()) {
+    if (reserve.status().code() != Status::Code::kNoSpace) return reserve.status();
+    return Status::NoSpace("the datastore's disk is full (" + reserve.status().message() +
+                           "): free space, then run again");
+  }
+  reserve_ = std::move(reserve).value();
   flow_payload_ = json::parse(options_.flow_payload_json, nullptr, /*allow_exceptions=*/false);
   if (flow_payload_.is_discarded()) return Status::InvalidArgument("flow_payload_json is not JSON");
   NewRun run;
@@ -124,7 +140,17 @@ Status Engine::RunState::Prepare() {
   run.graph_json = options_.graph_json;
   run.tags = options_.tags;
   run.system_tags = options_.system_tags;
-  CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run));
+  // The parameters are a pseudo-task (task 0 of step _parameters), as in
+  // Metaflow, committed with the run itself: a run is never without them,
+  // whenever the engine dies.
+  TaskRecord params;
+  params.step = "_parameters";
+  params.task_id = 0;
+  params.status = "succeeded";
+  params.clone_key = "_parameters[]#0";
+  params.started_at = params.finished_at = WallSeconds();
+  params.artifacts = params_;
+  CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run, {std::move(params)}));
   run_id_ = record.run_id;
   summary_.run_id = run_id_;
   (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
@@ -132,21 +158,11 @@ Status Engine::RunState::Prepare() {
   if (!options_.run_id_file.empty()) {
     Status written = WriteFileAtomic(options_.run_id_file, std::to_string(run_id_));
     if (!written.ok()) {
-      (void)e_.store_.FinishRun(run_id_, "failed");  // never left looking alive
-      return Status::IOError("cannot write --run-id-file " + options_.run_id_file + ": " + written.message());
+      std::string failure = "cannot write --run-id-file " + options_.run_id_file + ": " + written.message();
+      (void)e_.store_.FinishRun(run_id_, "failed", failure);  // never left looking alive
+      return Status::IOError(failure);
     }
   }
-
-  // The parameters are a pseudo-task (task 0 of step _parameters), as in Metaflow.
-  TaskRecord params;
-  params.run_id = run_id_;
-  params.step = "_parameters";
-  params.task_id = 0;
-  params.status = "succeeded";
-  params.clone_key = "_parameters[]#0";
-  params.started_at = params.finished_at = WallSeconds();
-  params.artifacts = params_;
-  pending_.push_back(std::move(params));
 
   rerun_.assign(e_.graph_.steps().size(), options_.origin_run_id == 0);
   if (options_.origin_run_id) {
@@ -186,7 +202,7 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
   while (true) {
     CAIRN_RETURN_IF_ERROR(StartWork());
     if (plan_.Done() && retries_.empty() && e_.launcher_.running() == 0) break;
-    CAIRN_RETURN_IF_ERROR(Flush(false));
+    if (Status st = Flush(false); !st.ok()) return Abandon(st);
 
     int timeout_ms = static_cast<int>(kFlushInterval * 1000);
     if (!retries_.empty()) {
@@ -195,7 +211,7 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
     }
     CAIRN_ASSIGN_OR_RETURN(std::vector<TaskExit> exits, e_.launcher_.Wait(timeout_ms, wake_fd, this));
     for (const TaskExit& exit : exits) CAIRN_RETURN_IF_ERROR(HandleExit(exit));
-    if (interrupted && interrupted()) return Interrupt(wake_fd);
+    if (interrupted && interrupted()) return Interrupt();
     double now = MonotonicSeconds();
     while (!retries_.empty() && retries_.begin()->first <= now) {
       plan_.Requeue(retries_.begin()->second);
@@ -211,10 +227,31 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
   }
   summary_.status = end && !plan_.failed() ? "succeeded" : "failed";
   if (summary_.status == "failed" && summary_.failure.empty()) summary_.failure = "the run stopped before its end step";
-  CAIRN_RETURN_IF_ERROR(Flush(true));
-  CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, summary_.status));
+  Status st = Flush(true);
+  if (st.ok()) st = e_.store_.FinishRun(run_id_, summary_.status, summary_.failure);
+  if (!st.ok()) return Abandon(st);
   log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
+  return summary_;
+}
+
+Result<RunSummary> Engine::RunState::Abandon(const Status& cause) {
+  if (cause.code() != Status::Code::kNoSpace) return cause;
+  KillAndRecord("the run stopped: the datastore's disk is full");
+  summary_.status = "failed";
+  summary_.failure = "the datastore's disk is full (" + cause.message() + "); free space, then resume";
+  // The reserve's blocks make room for the run's end first, the smallest
+  // write and the one that matters most, then for the task rows.
+  reserve_->Release();
+  Status finished = e_.store_.FinishRun(run_id_, summary_.status, summary_.failure);
+  Status recorded = e_.store_.RecordTasks(pending_);
+  if (!recorded.ok()) {  // the batch does not fit: each task that does
+    for (const TaskRecord& t : pending_) (void)e_.store_.RecordTasks({t});
+  }
+  pending_.clear();
+  log_.RunFinished(summary_);
+  e_.sink_.RunFinished(summary_);
+  if (!finished.ok()) return finished;
   return summary_;
 }
 
@@ -400,7 +437,7 @@ void Engine::RunState::OnOutput(TaskKey key, int stream, std::string_view data) 
   auto it = tasks_.find(key);
   if (it == tasks_.end() || !it->second.log) return;
   Status st = it->second.log->Append(stream, data);
-  if (!st.ok() && it->second.last_failure.empty()) it->second.last_failure = st.message();
+  if (!st.ok() && it->second.log_error.empty()) it->second.log_error = st.message();
 }
 
 Status Engine::RunState::HandleExit(const TaskExit& exit) {
@@ -408,7 +445,8 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   Task& rt = task(key);
   std::string tail;
   if (rt.log) {
-    (void)rt.log->Close();
+    Status closed = rt.log->Close();
+    if (!closed.ok() && rt.log_error.empty()) rt.log_error = closed.message();
     tail = rt.log->StderrTail();
     rt.log.reset();
   }
@@ -429,6 +467,13 @@ Status Engine::RunState::HandleExit(const TaskExit& exit) {
   }
   bool ok = exit.kind == ExitKind::kExited && exit.exit_code == 0 && reason.empty() &&
             (!options_.require_result || (result && result->exception.empty()));
+  // Output that could not be kept fails the attempt: its record would
+  // claim logs it does not have.
+  if (ok && !rt.log_error.empty()) {
+    ok = false;
+    reason = "the task's output could not be saved: " + rt.log_error;
+  }
+  rt.log_error.clear();
   if (ok) {
     attempt.status = "succeeded";
     attempt.reason = result && !result->caught.empty() ? "@catch caught: " + result->caught : "";
@@ -622,8 +667,7 @@ Status Engine::RunState::Flush(bool force) {
   return Status::OK();
 }
 
-Status Engine::RunState::Interrupt(int wake_fd) {
-  log_.Interrupted(e_.launcher_.running());
+void Engine::RunState::KillAndRecord(const std::string& reason) {
   e_.launcher_.KillAll();
   double deadline = MonotonicSeconds() + kInterruptGrace;
   while (e_.launcher_.running() > 0 && MonotonicSeconds() < deadline) {
@@ -637,19 +681,29 @@ Status Engine::RunState::Interrupt(int wake_fd) {
       }
       AttemptRecord& a = rt.attempts.back();
       a.status = "killed";
-      a.reason = "the run was interrupted";
+      a.reason = reason;
       a.finished_at = WallSeconds();
       a.signal = exit.signal;
       log_.TaskExited(EventFor(exit.key), exit, a.status, a.reason);
       Record(exit.key, "failed");
     }
   }
+}
+
+Status Engine::RunState::Interrupt() {
+  log_.Interrupted(e_.launcher_.running());
+  KillAndRecord("the run was interrupted");
   summary_.status = "failed";
   summary_.failure = "the run was interrupted";
-  CAIRN_RETURN_IF_ERROR(Flush(true));
-  CAIRN_RETURN_IF_ERROR(e_.store_.FinishRun(run_id_, "failed"));
-  log_.RunFinished(summary_);
-  e_.sink_.RunFinished(summary_);
+  Result<RunSummary> finished = [&]() -> Result<RunSummary> {
+    Status st = Flush(true);
+    if (st.ok()) st = e_.store_.FinishRun(run_id_, "failed", summary_.failure);
+    if (!st.ok()) return Abandon(st);
+    log_.RunFinished(summary_);
+    e_.sink_.RunFinished(summary_);
+    return summary_;
+  }();
+  CAIRN_RETURN_IF_ERROR(finished.status());
   return Status::Interrupted(fmt::format("run {} was interrupted; resume it with 'resume'", run_id_));
 }
 

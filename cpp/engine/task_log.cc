@@ -31,9 +31,12 @@ Status TaskLog::Append(int s, std::string_view data) {
     if (!st.file) return Status::FromErrno(errno, "opening log " + path);
   }
   // Flushed at once, so readers (`cairn ui`, `logs` of a running task) see
-  // output as it arrives; Append runs once per pipe read, not per line.
+  // output as it arrives; Append runs once per pipe read, not per line. A
+  // write that fails (a full disk) loses the file's copy, not the lines the
+  // console shows.
+  Status written;
   if (std::fwrite(data.data(), 1, data.size(), st.file) != data.size() || std::fflush(st.file) != 0) {
-    return Status::FromErrno(errno, "writing log " + base_);
+    written = Status::FromErrno(errno, "writing log " + base_);
   }
   size_t pos = 0;
   while (pos < data.size()) {
@@ -65,7 +68,7 @@ Status TaskLog::Append(int s, std::string_view data) {
     }
     pos = nl + 1;
   }
-  return Status::OK();
+  return written;
 }
 
 Status TaskLog::Close() {

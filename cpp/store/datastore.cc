@@ -44,6 +44,10 @@ constexpr SchemaMigration kMigrations[] = {
      "ALTER TABLE runs ADD COLUMN engine_started INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE runs ADD COLUMN engine_machine TEXT NOT NULL DEFAULT '';"
      "CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';"},
+    // 3 → 4: a failed run keeps its reason.
+    {"add the run_failures table",
+     "CREATE TABLE IF NOT EXISTS run_failures (run_id INTEGER PRIMARY KEY REFERENCES runs(run_id), "
+     "failure TEXT NOT NULL);"},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion,
               "every schema version needs a migration step from the one before");
@@ -73,9 +77,11 @@ std::vector<int64_t> SplitIds(const std::string& text) {
   return ids;
 }
 
+#define RUN_FAILURE \
+  "COALESCE((SELECT failure FROM run_failures f WHERE f.run_id = runs.run_id), '')"
 #define RUN_COLUMNS                                                         \
   "run_id, flow, status, user, created_at, finished_at, origin_run_id, " \
-  "engine_pid, params_json, graph_json, engine_started, engine_machine"
+  "engine_pid, params_json, graph_json, engine_started, engine_machine, " RUN_FAILURE
 #define TASK_COLUMNS                                                          \
   "run_id, task_id, step, status, foreach_index, clone_key, origin, "       \
   "result_json, parents, started_at, finished_at"
@@ -124,6 +130,7 @@ RunRecord ReadRun(const Stmt& s) {
   r.graph_json = s.ColumnText(9);
   r.engine_started = s.ColumnInt64(10);
   r.engine_machine = s.ColumnText(11);
+  r.failure = s.ColumnText(12);
   if (r.status == "running" &&
       CheckProcess({r.engine_pid, r.engine_started, r.engine_machine}) == Liveness::kGone) {
     r.status = "crashed";
@@ -189,13 +196,14 @@ struct Datastore::State {
   Db db;
   std::mutex mu;
 
-  Stmt insert_flow, insert_run, insert_tag, delete_tag, finish_run, run_exists, running_here,
-      mark_crashed;
+  Stmt insert_flow, insert_run, insert_failure, insert_tag, delete_tag, finish_run, run_exists,
+      running_here, mark_crashed;
   Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
   Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run, first_run_time;
   TaskQueries of_run, of_step, of_task;
 
   Status Prepare();
+  Status InsertTask(const TaskRecord& t);
   Status CheckWritable() const;
   Status CheckRunExists(int64_t run_id);
   Result<RunRecord> LoadRun(const std::string& flow, int64_t run_id);
@@ -213,6 +221,7 @@ Status Datastore::State::Prepare() {
       {&insert_tag, "INSERT OR IGNORE INTO tags (run_id, tag, system) VALUES (?1, ?2, ?3)"},
       {&delete_tag, "DELETE FROM tags WHERE run_id = ?1 AND tag = ?2 AND system = 0"},
       {&finish_run, "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1"},
+      {&insert_failure, "INSERT OR REPLACE INTO run_failures (run_id, failure) VALUES (?1, ?2)"},
       {&run_exists, "SELECT 1 FROM runs WHERE run_id = ?1"},
       {&running_here,
        "SELECT run_id, engine_pid, engine_started FROM runs "
@@ -238,7 +247,8 @@ Status Datastore::State::Prepare() {
        // A listing leaves out the GraphSpec (hundreds of bytes to tens of KB
        // a run, which no listing shows): '' in its place. GetRun has it.
        "SELECT run_id, flow, status, user, created_at, finished_at, origin_run_id, engine_pid, "
-       "params_json, '', engine_started, engine_machine FROM runs WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
+       "params_json, '', engine_started, engine_machine, " RUN_FAILURE " FROM runs "
+       "WHERE flow = ?1 AND run_id < ?3 ORDER BY run_id DESC LIMIT ?2"},
       {&tags_of_flow,
        "SELECT t.run_id, t.tag, t.system FROM tags t JOIN runs r ON r.run_id = t.run_id "
        "WHERE r.flow = ?1 AND t.run_id BETWEEN ?2 AND ?3 ORDER BY t.run_id DESC, t.tag"},
@@ -269,6 +279,39 @@ Status Datastore::State::Prepare() {
     CAIRN_ASSIGN_OR_RETURN(*stmt, db.Prepare(sql));
   }
   return Status::OK();
+}
+
+// Inserts one task with its attempts, artifacts and small blobs. REQUIRES:
+// an open transaction, which the caller rolls back on error.
+Status Datastore::State::InsertTask(const TaskRecord& t) {
+  Status st = insert_task.Reset()
+                  .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, t.step).Bind(4, t.status)
+                  .Bind(5, t.foreach_index).Bind(6, t.clone_key).Bind(7, t.origin)
+                  .Bind(8, t.result_json).Bind(9, JoinIds(t.parents))
+                  .Bind(10, t.started_at).Bind(11, t.finished_at)
+                  .Run();
+  for (const AttemptRecord& a : t.attempts) {
+    if (!st.ok()) break;
+    st = insert_attempt.Reset()
+             .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.attempt).Bind(4, a.status)
+             .Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.reason)
+             .Bind(8, a.started_at).Bind(9, a.finished_at)
+             .Run();
+  }
+  for (const ArtifactRecord& a : t.artifacts) {
+    if (!st.ok()) break;
+    st = insert_artifact.Reset()
+             .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.name).Bind(4, a.digest)
+             .Bind(5, a.size).Bind(6, a.type).Bind(7, a.encoding)
+             .Run();
+  }
+  for (const auto& [digest, data] : t.blobs) {
+    if (!st.ok()) break;
+    st = insert_blob.Reset().Bind(1, digest).BindBlob(2, data).Run();
+  }
+  if (st.ok()) return st;
+  return Annotate(st, "recording task " + std::to_string(t.run_id) + "/" +
+                          std::to_string(t.task_id) + " (step " + t.step + ")");
 }
 
 Status Datastore::State::CheckWritable() const {
@@ -363,7 +406,7 @@ Datastore::~Datastore() = default;
 
 const std::string& Datastore::root() const { return state_->root; }
 
-Result<RunRecord> Datastore::CreateRun(const NewRun& run) {
+Result<RunRecord> Datastore::CreateRun(const NewRun& run, std::vector<TaskRecord> first_tasks) {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
@@ -387,13 +430,17 @@ Result<RunRecord> Datastore::CreateRun(const NewRun& run) {
             s.insert_tag.Reset().Bind(1, run_id).Bind(2, tag).Bind(3, system).Run());
       }
     }
+    for (TaskRecord& t : first_tasks) {
+      t.run_id = run_id;
+      CAIRN_RETURN_IF_ERROR(s.InsertTask(t));
+    }
     CAIRN_RETURN_IF_ERROR(txn.Commit());
   }
   // Read back what was stored (a tag given twice is stored once).
   return s.LoadRun(run.flow, run_id);
 }
 
-Status Datastore::FinishRun(int64_t run_id, const std::string& status) {
+Status Datastore::FinishRun(int64_t run_id, const std::string& status, const std::string& failure) {
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mu);
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
@@ -402,6 +449,9 @@ Status Datastore::FinishRun(int64_t run_id, const std::string& status) {
       s.finish_run.Reset().Bind(1, run_id).Bind(2, status).Bind(3, WallSeconds()).Run());
   if (s.db.Changes() == 0) {
     return Status::NotFound("run " + std::to_string(run_id) + " not found in " + s.root);
+  }
+  if (!failure.empty()) {
+    CAIRN_RETURN_IF_ERROR(s.insert_failure.Reset().Bind(1, run_id).Bind(2, failure).Run());
   }
   return txn.Commit();
 }
@@ -432,38 +482,7 @@ Status Datastore::RecordTasks(const std::vector<TaskRecord>& tasks) {
   CAIRN_RETURN_IF_ERROR(s.CheckWritable());
   if (tasks.empty()) return Status::OK();
   CAIRN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(s.db));
-  for (const TaskRecord& t : tasks) {
-    Status st = s.insert_task.Reset()
-                    .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, t.step).Bind(4, t.status)
-                    .Bind(5, t.foreach_index).Bind(6, t.clone_key).Bind(7, t.origin)
-                    .Bind(8, t.result_json).Bind(9, JoinIds(t.parents))
-                    .Bind(10, t.started_at).Bind(11, t.finished_at)
-                    .Run();
-    for (const AttemptRecord& a : t.attempts) {
-      if (!st.ok()) break;
-      st = s.insert_attempt.Reset()
-               .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.attempt).Bind(4, a.status)
-               .Bind(5, a.exit_code).Bind(6, a.signal).Bind(7, a.reason)
-               .Bind(8, a.started_at).Bind(9, a.finished_at)
-               .Run();
-    }
-    for (const ArtifactRecord& a : t.artifacts) {
-      if (!st.ok()) break;
-      st = s.insert_artifact.Reset()
-               .Bind(1, t.run_id).Bind(2, t.task_id).Bind(3, a.name).Bind(4, a.digest)
-               .Bind(5, a.size).Bind(6, a.type).Bind(7, a.encoding)
-               .Run();
-    }
-    for (const auto& [digest, data] : t.blobs) {
-      if (!st.ok()) break;
-      st = s.insert_blob.Reset().Bind(1, digest).BindBlob(2, data).Run();
-    }
-    if (!st.ok()) {
-      // `txn` rolls the whole batch back.
-      return Annotate(st, "recording task " + std::to_string(t.run_id) + "/" +
-                              std::to_string(t.task_id) + " (step " + t.step + ")");
-    }
-  }
+  for (const TaskRecord& t : tasks) CAIRN_RETURN_IF_ERROR(s.InsertTask(t));  // `txn` rolls back
   return txn.Commit();
 }
 

@@ -15,7 +15,7 @@
 
 namespace cairn {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct ArtifactRecord {
   std::string name;
@@ -72,6 +72,7 @@ struct RunRecord {
   std::string engine_machine;     // host and boot it ran on (ProcessIdentity)
   std::string params_json;        // {"name": value} as given
   std::string graph_json;         // the GraphSpec it ran
+  std::string failure;            // why it failed, one line (run_failures); "" otherwise
   std::vector<std::string> tags;          // user tags
   std::vector<std::string> system_tags;   // "user:alice", "runtime:local", ...
 };
@@ -99,8 +100,12 @@ class Datastore {
   const std::string& root() const;
 
   // --- writing (engine) ---
-  Result<RunRecord> CreateRun(const NewRun& run);
-  Status FinishRun(int64_t run_id, const std::string& status);
+  // Creates the run and records `first_tasks` (their run_id is set to the
+  // new run's) in the same transaction, so a run never exists without them:
+  // the engine passes its `_parameters` pseudo-task here.
+  Result<RunRecord> CreateRun(const NewRun& run, std::vector<TaskRecord> first_tasks = {});
+  // `failure`: why the run failed, kept with it.
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& failure = "");
   // Marks "crashed" every run of this machine still stored as running whose
   // engine process is gone (see CheckProcess); returns their ids. Called by
   // each engine as it starts, so that the database itself says so (readers

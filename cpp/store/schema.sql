@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs(flow, run_id);
 -- The runs not marked finished: what an engine checks for crashed ones.
 CREATE INDEX IF NOT EXISTS runs_running ON runs(engine_machine) WHERE status = 'running';
+-- Why a failed run failed (one line), written with its final status.
+CREATE TABLE IF NOT EXISTS run_failures (
+  run_id  INTEGER PRIMARY KEY REFERENCES runs(run_id),
+  failure TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tags (
   run_id INTEGER NOT NULL REFERENCES runs(run_id),
   tag    TEXT NOT NULL,

@@ -20,7 +20,6 @@ def run(options: dict[str, Any], worker_fd: int = -1, worker_pid: int = 0,
 
 def serve_worker(socket_fd: int, parent: int, prepare: Any
                  ) -> tuple[dict[str, str] | None, bytes, int] | None: ...
-def die_with_parent(parent: int) -> None: ...
 
 class BlobSegment: ...
 
@@ -77,6 +76,7 @@ class RunRecord:
     engine_started: int
     engine_machine: str
     params_json: str
+    failure: str
     graph_json: str
     tags: list[str]
     system_tags: list[str]

@@ -14,6 +14,7 @@ from typing import Any
 from . import _core, permissions, serializers
 from .checks import check_tags, check_text, env_choice
 from .config import config_values
+from .errors import ParameterError
 from .flow_decorators import run_exit_hooks
 from .graph import parameters_of
 from .project import project_tags
@@ -103,9 +104,12 @@ def _shown(param: Any, value: Any, given: Any) -> Any:
         return repr(value)
 
 
-def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
+def origin_parameters(root: str, flow_cls: type, origin_run_id: int | None
                       ) -> tuple[int, list[list[Any]], str]:
-    """For resume: the origin run (default: the latest) and its parameters."""
+    """For resume: the origin run (default: the latest) and its parameters.
+    Refuses an origin without a stored value for each of the flow's
+    Parameters: resuming with defaults would silently change the run's inputs."""
+    flow_name = flow_cls.__name__
     ds = _core.Datastore(root, readonly=True)
     try:
         if origin_run_id is None:
@@ -117,9 +121,26 @@ def origin_parameters(root: str, flow_name: str, origin_run_id: int | None
         params = ds.tasks(run.run_id, "_parameters")
         records = [[a.name, a.digest, a.size, a.type, a.encoding]
                    for t in params for a in t.artifacts]
+        _check_origin_parameters(flow_cls, run.run_id, bool(params), {r[0] for r in records})
         return run.run_id, records, run.params_json
     finally:
         del ds  # close before forking the worker
+
+
+def _check_origin_parameters(flow_cls: type, run_id: int, recorded: bool, names: set[str]
+                             ) -> None:
+    missing = sorted(set(parameters_of(flow_cls)) - names)
+    if not missing:
+        return
+    if not recorded:
+        raise ParameterError(
+            f"cannot resume run {flow_cls.__name__}/{run_id}: its parameter values were never "
+            f"recorded (it was written by an older cairn and stopped early); start a new run"
+        )
+    raise ParameterError(
+        f"cannot resume run {flow_cls.__name__}/{run_id}: it has no value for parameter(s) "
+        f"{', '.join(missing)} (added since?); start a new run"
+    )
 
 
 def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: list[list[Any]],

@@ -18,7 +18,8 @@ from typing import Any
 from . import _core, metadata_provider, serializers
 from .cards.runtime import start_task as start_cards
 from .current import current
-from .errors import ArtifactError, CairnError, CairnException
+from .errors import ArtifactError, CairnError, CairnException, ParameterError
+from .graph import parameters_of
 from .parallel import parallel_info
 from .step_call import call_step
 from .user_decorators import wrappers_of
@@ -412,6 +413,17 @@ def _decorators_of(flow_cls: type, step_name: str, flow_info: dict[str, Any]) ->
     return with_decorators(getattr(flow_cls, step_name), extra)
 
 
+def _check_parameters(flow_cls: type, ctx: TaskContext) -> None:
+    """A Parameter without a stored value would leave the class attribute (the
+    Parameter object) in its place: user code must never see that."""
+    missing = sorted(set(parameters_of(flow_cls)) - ctx.param_names)
+    if missing:
+        raise ParameterError(
+            f"run {ctx.payload.get('run_id')} has no stored value for parameter(s) "
+            f"{', '.join(missing)}; start a new run (its origin may predate them)"
+        )
+
+
 def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int,
              store: Any = None) -> int:
     """Runs one task; returns the process exit code. `store`: the worker's
@@ -433,6 +445,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         metadata_provider.use_datastore(flow_info["root"])  # Task(current.pathspec) reads this run
         flow = flow_cls.__new__(flow_cls)
         object.__setattr__(flow, "_cairn_task", ctx)
+        _check_parameters(flow_cls, ctx)
         for name in ctx.param_names:
             flow.__dict__[name] = ctx.load_inherited(name)
         frame = ctx.innermost_foreach()

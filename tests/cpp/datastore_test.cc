@@ -65,6 +65,36 @@ class DatastoreTest : public testing::Test {
   std::unique_ptr<Datastore> ds_;
 };
 
+TEST_F(DatastoreTest, CreateRunCommitsItsFirstTasksWithTheRun) {
+  TaskRecord params = MakeTask(0, 0, "_parameters");
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F"), {params}));
+  // Another connection (a resume after kill -9) sees both at once.
+  ASSERT_OK_AND_ASSIGN(auto reader, Datastore::Open(root_, Mode::kReadOnly));
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> tasks, reader->Tasks(run.run_id, "_parameters"));
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].run_id, run.run_id);
+  ASSERT_EQ(tasks[0].artifacts.size(), 1u);
+  EXPECT_EQ(tasks[0].artifacts[0].name, "x");
+}
+
+TEST_F(DatastoreTest, AFailedRunKeepsItsReason) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK(ds_->FinishRun(run.run_id, "failed", "the datastore's disk is full"));
+  ASSERT_OK_AND_ASSIGN(RunRecord got, ds_->GetRun("F", run.run_id));
+  EXPECT_EQ(got.failure, "the datastore's disk is full");
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> listed, ds_->Runs("F"));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].failure, "the datastore's disk is full");
+}
+
+TEST_F(DatastoreTest, CreateRunLeavesNoRunWhenItsFirstTasksCannotBeRecorded) {
+  // Two tasks with one id: the second insert fails, and the run goes with it.
+  TaskRecord params = MakeTask(0, 0, "_parameters");
+  EXPECT_FALSE(ds_->CreateRun(MakeRun("F"), {params, params}).ok());
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, ds_->Runs("F"));
+  EXPECT_TRUE(runs.empty());
+}
+
 TEST_F(DatastoreTest, RoundTripsRunsTasksAttemptsArtifactsAndTags) {
   NewRun new_run = MakeRun("HelloFlow");
   new_run.origin_run_id = 0;

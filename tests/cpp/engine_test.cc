@@ -225,6 +225,42 @@ TEST_F(EngineTest, LinearRunRecordsEveryTaskWithArtifactsAndLogs) {
   EXPECT_EQ(end_payload["inputs"][0]["artifacts"][0][0], "a_value");
 }
 
+// What the datastore holds when the first task starts: a kill -9 of the
+// engine at that moment must leave a run that resume can continue.
+class RecordAtFirstStart : public FakeLauncher {
+ public:
+  RecordAtFirstStart(Datastore& store, Script script) : FakeLauncher(std::move(script)), store_(store) {}
+  Status Start(const TaskCommand& command) override {
+    if (!seen_) {
+      seen_ = true;
+      int64_t run_id = json::parse(command.payload)["run_id"];
+      Result<std::vector<TaskRecord>> tasks = store_.Tasks(run_id, "_parameters");
+      if (tasks.ok()) params_ = tasks.value();
+    }
+    return FakeLauncher::Start(command);
+  }
+  std::vector<TaskRecord> params_;
+
+ private:
+  Datastore& store_;
+  bool seen_ = false;
+};
+
+TEST_F(EngineTest, ParametersAreCommittedWithTheRunBeforeAnyTaskStarts) {
+  LoadShape("linear");
+  RecordAtFirstStart launcher(*store_, [](const std::string&, int) { return Ending{}; });
+  RunOptions options;
+  options.root = dir_.path();
+  options.graph_json = spec_;
+  options.param_artifacts_json = json::array({json::array({"greeting", std::string(32, 'c'), 7, "str", "pickle5"})}).dump();
+  EventSink sink;
+  Engine engine(*graph_, *store_, launcher, sink);
+  ASSERT_OK(engine.Run(options));
+  ASSERT_EQ(launcher.params_.size(), 1u);
+  ASSERT_EQ(launcher.params_[0].artifacts.size(), 1u);
+  EXPECT_EQ(launcher.params_[0].artifacts[0].name, "greeting");
+}
+
 TEST_F(EngineTest, FailureFailsTheRunWhileARunningSiblingFinishes) {
   LoadShape("branch");
   FakeLauncher launcher([](const std::string& step, int) {
