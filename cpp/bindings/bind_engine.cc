@@ -1,3 +1,6 @@
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +51,22 @@ RunOptions OptionsFrom(const py::dict& d) {
   return o;
 }
 
+// cairn-task-exec, installed next to this extension (cpp/CMakeLists.txt).
+Result<std::string> TaskExecPath() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&TaskExecPath), &info) == 0 || info.dli_fname == nullptr) {
+    return Status::NotFound("cannot locate the cairn extension module");
+  }
+  std::string dir(info.dli_fname);
+  dir = dir.substr(0, dir.rfind('/') + 1);
+  std::string path = dir + "cairn-task-exec";
+  if (::access(path.c_str(), X_OK) != 0) {
+    return Status::NotFound("cairn-task-exec is missing next to " + std::string(info.dli_fname) +
+                            " (reinstall cairn)");
+  }
+  return path;
+}
+
 py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const py::dict& console) {
   RunOptions run_options = OptionsFrom(options);
   ConsoleOptions console_options;
@@ -64,8 +83,8 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
       if (worker_fd >= 0) {
         launcher = std::make_unique<WorkerLauncher>(worker_fd, worker_pid);
       } else {
-        CAIRN_RETURN_IF_ERROR(MakeDirs(run_options.root + "/tmp"));
-        launcher = std::make_unique<ProcessLauncher>(run_options.root + "/tmp");
+        CAIRN_ASSIGN_OR_RETURN(std::string task_exec, TaskExecPath());
+        launcher = std::make_unique<ProcessLauncher>(task_exec);
       }
       ConsoleSink sink(stdout, stderr, console_options);
       CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<InterruptCatcher> catcher, InterruptCatcher::Install());
@@ -124,7 +143,6 @@ void BindEngine(py::module_& m) {
         "of that socket; otherwise each is spawned from options['task_argv'].");
   m.def("serve_worker", &ServeWorker, py::arg("socket_fd"), py::arg("parent"), py::arg("prepare"),
         "The worker's request loop (C++: no Python runs between forks).");
-  m.def("die_with_parent", [](int parent) { ThrowIfError(DieWithParent(parent)); });
 }
 
 }  // namespace cairn

@@ -52,15 +52,29 @@ bool ConsoleSink::Collapsed(const TaskEvent& task) const {
 // Ordinary lines print above the progress block: erase it, print, draw it again.
 void ConsoleSink::Line(const TaskEvent* task, const std::string& text, std::FILE* to) {
   ClearProgress();
-  if (to != out_) std::fflush(out_);
+  if (to != out_) Flush(out_);
   if (task) {
-    fmt::print(to, "{} {} {}\n", Timestamp(), Prefix(*task), text);
+    Write(to, fmt::format("{} {} {}\n", Timestamp(), Prefix(*task), text));
   } else {
-    fmt::print(to, "{} {}\n", Timestamp(), text);
+    Write(to, fmt::format("{} {}\n", Timestamp(), text));
   }
-  if (to != out_) std::fflush(to);
+  if (to != out_) Flush(to);
   if (!progress_.empty()) RedrawProgress(true);
-  std::fflush(out_);
+  Flush(out_);
+}
+
+// A console that cannot be written to (a closed pipe: `run | head`, a full
+// disk under a redirect) loses its output, not the run: the record is in the
+// datastore. fmt::print would throw instead.
+void ConsoleSink::Write(std::FILE* to, std::string_view text) {
+  bool& broken = to == out_ ? out_broken_ : err_broken_;
+  if (broken) return;
+  if (std::fwrite(text.data(), 1, text.size(), to) != text.size()) broken = true;
+}
+
+void ConsoleSink::Flush(std::FILE* to) {
+  bool& broken = to == out_ ? out_broken_ : err_broken_;
+  if (!broken && std::fflush(to) != 0) broken = true;
 }
 
 void ConsoleSink::Failure(const TaskEvent& task, const TaskEnd& end) {
@@ -147,7 +161,7 @@ void ConsoleSink::Retire(const std::string& step) {
   std::string text = ProgressText(step, it->second, true);
   progress_.erase(it);
   ClearProgress();
-  fmt::print(out_, "{} {}\n", Timestamp(), text);
+  Write(out_, fmt::format("{} {}\n", Timestamp(), text));
   RedrawProgress(true);
 }
 
@@ -155,7 +169,7 @@ void ConsoleSink::Retire(const std::string& step) {
 // "\033[nF" moves to the start of the line n lines up and "\033[J" erases
 // from there to the end of the screen.
 void ConsoleSink::ClearProgress() {
-  if (drawn_lines_ > 0) fmt::print(out_, "\033[{}F\033[J", drawn_lines_);
+  if (drawn_lines_ > 0) Write(out_, fmt::format("\033[{}F\033[J", drawn_lines_));
   drawn_lines_ = 0;
 }
 
@@ -181,10 +195,10 @@ void ConsoleSink::RedrawProgress(bool force) {
   double now = MonotonicSeconds();
   if (!force && drawn_lines_ > 0 && now - last_draw_ < options_.redraw_interval) return;
   ClearProgress();
-  for (const auto& [step, p] : progress_) fmt::print(out_, "{}\n", ProgressText(step, p, false));
+  for (const auto& [step, p] : progress_) Write(out_, ProgressText(step, p, false) + "\n");
   drawn_lines_ = static_cast<int>(progress_.size());
   last_draw_ = now;
-  std::fflush(out_);
+  Flush(out_);
 }
 
 }  // namespace cairn

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "engine/event_sink.h"
 
@@ -46,6 +47,9 @@ class ConsoleSink : public EventSink {
 
   bool Collapsed(const TaskEvent& task) const;
   void Line(const TaskEvent* task, const std::string& text, std::FILE* to);
+  // Write and Flush drop the output of a stream once a write to it failed.
+  void Write(std::FILE* to, std::string_view text);
+  void Flush(std::FILE* to);
   void Failure(const TaskEvent& task, const TaskEnd& end);
   // `final`: the line is printed for good (the step finished, or the run ended).
   std::string ProgressText(const std::string& step, const StepProgress& p, bool final) const;
@@ -60,6 +64,8 @@ class ConsoleSink : public EventSink {
   // stdout and stderr are both a terminal: a failed task's stderr has just
   // been shown there, line by line, and is not repeated.
   bool stderr_on_screen_ = false;
+  bool out_broken_ = false;
+  bool err_broken_ = false;
   std::string flow_;
   std::map<std::string, StepProgress> progress_;  // steps with a live line
   int64_t run_id_ = 0;

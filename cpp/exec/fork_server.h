@@ -47,15 +47,20 @@ class ForkServer {
   // Serves until a request is to be run: returns it in the child (with the
   // server's descriptors closed and its signal mask restored), or nullopt in
   // the worker once the engine closed the socket (leftover task groups killed).
+  // On an error (the engine gone mid-request, a failed reply) the task
+  // groups are killed before it returns, as at the end of input.
   Result<std::optional<ForkRequest>> Serve(const PrepareFn& prepare, const ForkFn& fork);
 
  private:
+  Result<std::optional<ForkRequest>> ServeRequests(const PrepareFn& prepare, const ForkFn& fork);
   ForkServer(int socket_fd, int signal_fd);
   Result<bool> ReadRequest(ForkRequest* request);  // false: end of input
   Status Send(const std::string& line);
   Status Reap();
   void KillGroups();
-  void BecomeChild();
+  // In the child: dies with the worker (checked against `worker`, its pid,
+  // so a worker gone before the request is noticed), then drops the server's state.
+  void BecomeChild(pid_t worker);
 
   int socket_fd_;
   int signal_fd_;

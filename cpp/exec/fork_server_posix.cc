@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exec/running_task.h"
+#include "exec/task_process.h"
 
 namespace cairn {
 namespace {
@@ -70,6 +71,15 @@ ForkServer::~ForkServer() {
 }
 
 Result<std::optional<ForkRequest>> ForkServer::Serve(const PrepareFn& prepare, const ForkFn& fork) {
+  Result<std::optional<ForkRequest>> request = ServeRequests(prepare, fork);
+  // A worker that stops serving for any reason takes its tasks along: a task
+  // forked just as the engine died must not outlive both.
+  if (!request.ok()) KillGroups();
+  return request;
+}
+
+Result<std::optional<ForkRequest>> ForkServer::ServeRequests(const PrepareFn& prepare, const ForkFn& fork) {
+  const pid_t worker = ::getpid();
   for (;;) {
     pollfd fds[2] = {{socket_fd_, POLLIN, 0}, {signal_fd_, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
@@ -109,7 +119,7 @@ Result<std::optional<ForkRequest>> ForkServer::Serve(const PrepareFn& prepare, c
     pid_t pid = fork();
     if (pid < 0) return Status::FromErrno(errno, "fork");
     if (pid == 0) {
-      BecomeChild();
+      BecomeChild(worker);
       return std::optional<ForkRequest>(std::move(request));
     }
     children_.emplace(pid, request.key);
@@ -187,7 +197,10 @@ void ForkServer::KillGroups() {
   for (const auto& [pid, key] : children_) KillProcessGroup(pid);
 }
 
-void ForkServer::BecomeChild() {
+void ForkServer::BecomeChild(pid_t worker) {
+  // First of all: the death signal is not inherited across fork(), and until
+  // it is set a worker killed with SIGKILL would leave this child behind.
+  (void)DieWithParent(worker);
   ::close(socket_fd_);
   ::close(signal_fd_);
   socket_fd_ = signal_fd_ = -1;

@@ -14,18 +14,24 @@ namespace cairn {
 
 // Spawns tasks with posix_spawn (never fork: the engine lives in a threaded
 // Python process), each in its own process group, with stdin from /dev/null,
-// stdout and stderr piped to the OutputSink, and the result pipe at fd 3.
-// The task's environment is the engine's plus TaskCommand::env plus
-// CAIRN_RESULT_FD=3 and CAIRN_TASK_PAYLOAD=<file holding the payload>.
+// stdout and stderr piped to the OutputSink, the result pipe at fd 3 and the
+// payload at fd 4 (a memfd: it has no name on disk, so nothing is left
+// behind whenever the engine dies). The task's environment is the engine's
+// plus TaskCommand::env plus CAIRN_RESULT_FD=3 and
+// CAIRN_TASK_PAYLOAD=/dev/fd/4.
+//
+// posix_spawn cannot set a parent-death signal, so with `task_exec` (the
+// path of the cairn-task-exec program) each task is started through it: it
+// asks for SIGKILL when the engine dies, checks that the engine is still its
+// parent, then execs the task's argv. No moment exists in which the task
+// runs without the death signal.
 //
 // Owns its child processes and reaps only them (waitpid on their pids), so
 // the host process may have children of its own. Destruction kills and reaps
 // whatever is still running. Single threaded.
 class ProcessLauncher : public Launcher {
  public:
-  // Payload files are written to `tmp_dir` ("": $TMPDIR, else /tmp) and
-  // removed when their task ends.
-  explicit ProcessLauncher(std::string tmp_dir);
+  explicit ProcessLauncher(std::string task_exec = "");
   ~ProcessLauncher() override;
   ProcessLauncher(const ProcessLauncher&) = delete;
   ProcessLauncher& operator=(const ProcessLauncher&) = delete;
@@ -44,7 +50,7 @@ class ProcessLauncher : public Launcher {
   // Notices exited children: kills their process group, then reaps them.
   void Reap();
 
-  std::string tmp_dir_;
+  std::string task_exec_;
   RunningTasks tasks_;
   std::vector<pollfd> pfds_;  // reused by Wait()
 };

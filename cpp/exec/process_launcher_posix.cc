@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@ constexpr int kReapPollMs = 50;
 
 // The task sees its result pipe here; CAIRN_RESULT_FD says so.
 constexpr int kResultFd = 3;
+// And its payload here, as CAIRN_TASK_PAYLOAD=/dev/fd/4.
+constexpr int kPayloadFd = 4;
 
 std::string NameOf(const std::string& entry) {
   return entry.substr(0, entry.find('='));
@@ -31,12 +34,11 @@ std::string NameOf(const std::string& entry) {
 
 // The engine's environment, overridden by `extra` and then by the CAIRN_*
 // variables the launcher owns.
-std::vector<std::string> BuildEnvironment(const std::vector<std::string>& extra,
-                                          const std::string& payload_path) {
+std::vector<std::string> BuildEnvironment(const std::vector<std::string>& extra) {
   std::map<std::string, std::string> overrides;
   for (const std::string& entry : extra) overrides[NameOf(entry)] = entry;
   overrides["CAIRN_RESULT_FD"] = "CAIRN_RESULT_FD=" + std::to_string(kResultFd);
-  overrides["CAIRN_TASK_PAYLOAD"] = "CAIRN_TASK_PAYLOAD=" + payload_path;
+  overrides["CAIRN_TASK_PAYLOAD"] = "CAIRN_TASK_PAYLOAD=/dev/fd/" + std::to_string(kPayloadFd);
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string entry(*e);
@@ -46,34 +48,29 @@ std::vector<std::string> BuildEnvironment(const std::vector<std::string>& extra,
   return env;
 }
 
-Result<std::string> WritePayloadFile(const std::string& tmp_dir,
-                                     const std::string& payload) {
-  std::string dir = tmp_dir;
-  if (dir.empty()) {
-    const char* env_tmp = std::getenv("TMPDIR");
-    dir = env_tmp != nullptr && *env_tmp != '\0' ? env_tmp : "/tmp";
+// A memfd holding the payload, numbered above kPayloadFd so that its dup2
+// onto kPayloadFd always makes a new, inheritable descriptor.
+Result<int> PayloadFd(const std::string& payload) {
+  int fd = memfd_create("cairn-payload", MFD_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "memfd_create");
+  if (fd <= kPayloadFd) {
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, kPayloadFd + 1);
+    close(fd);
+    if (high < 0) return Status::FromErrno(errno, "fcntl(F_DUPFD_CLOEXEC)");
+    fd = high;
   }
-  std::string path = dir + "/cairn-payload-XXXXXX";
-  int fd = mkostemp(path.data(), O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "creating a payload file in " + dir);
   size_t done = 0;
   while (done < payload.size()) {
     ssize_t n = write(fd, payload.data() + done, payload.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      Status status = Status::FromErrno(errno, "writing " + path);
+      Status status = Status::FromErrno(errno, "writing a task's payload");
       close(fd);
-      unlink(path.c_str());
       return status;
     }
     done += static_cast<size_t>(n);
   }
-  if (close(fd) != 0) {
-    Status status = Status::FromErrno(errno, "writing " + path);
-    unlink(path.c_str());
-    return status;
-  }
-  return path;
+  return fd;
 }
 
 // posix_spawn's attributes and file actions, destroyed together.
@@ -87,7 +84,7 @@ class SpawnSetup {
   SpawnSetup(const SpawnSetup&) = delete;
   SpawnSetup& operator=(const SpawnSetup&) = delete;
 
-  Status Init(const TaskPipes& pipes) {
+  Status Init(const TaskPipes& pipes, int payload_fd) {
     int err = posix_spawnattr_init(&attr_);
     if (err != 0) return Status::FromErrno(err, "posix_spawnattr_init");
     attr_ok_ = true;
@@ -123,14 +120,15 @@ class SpawnSetup {
         (err = posix_spawn_file_actions_adddup2(
              &actions_, pipes.write[RunningTask::kStderr], 2)) != 0 ||
         (err = posix_spawn_file_actions_adddup2(
-             &actions_, pipes.write[RunningTask::kResult], kResultFd)) != 0) {
+             &actions_, pipes.write[RunningTask::kResult], kResultFd)) != 0 ||
+        (err = posix_spawn_file_actions_adddup2(&actions_, payload_fd, kPayloadFd)) != 0) {
       return Status::FromErrno(err, "posix_spawn_file_actions");
     }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     // Libraries loaded into Python may open fds without O_CLOEXEC; a task
     // holding one could keep a socket or a lock alive.
     if ((err = posix_spawn_file_actions_addclosefrom_np(&actions_,
-                                                        kResultFd + 1)) != 0) {
+                                                        kPayloadFd + 1)) != 0) {
       return Status::FromErrno(err, "posix_spawn_file_actions_addclosefrom_np");
     }
 #endif
@@ -157,8 +155,8 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
 
 }  // namespace
 
-ProcessLauncher::ProcessLauncher(std::string tmp_dir)
-    : tmp_dir_(std::move(tmp_dir)) {}
+ProcessLauncher::ProcessLauncher(std::string task_exec)
+    : task_exec_(std::move(task_exec)) {}
 
 ProcessLauncher::~ProcessLauncher() {
   for (auto& [key, task] : tasks_.tasks()) {
@@ -179,31 +177,32 @@ Status ProcessLauncher::Start(const TaskCommand& command) {
     return Status::InvalidArgument("task " + std::to_string(command.key) +
                                    " is already running");
   }
-  CAIRN_ASSIGN_OR_RETURN(std::string payload_path,
-                         WritePayloadFile(tmp_dir_, command.payload));
+  CAIRN_ASSIGN_OR_RETURN(int payload_fd, PayloadFd(command.payload));
   TaskPipes pipes;
   SpawnSetup setup;
   Status status = pipes.Open();
-  if (status.ok()) status = setup.Init(pipes);
+  if (status.ok()) status = setup.Init(pipes, payload_fd);
   if (!status.ok()) {
-    unlink(payload_path.c_str());
+    close(payload_fd);
     return status;
   }
-  std::vector<std::string> env = BuildEnvironment(command.env, payload_path);
-  std::vector<char*> argv = CStrings(command.argv);
+  std::vector<std::string> env = BuildEnvironment(command.env);
+  std::vector<std::string> args;
+  if (!task_exec_.empty()) args = {task_exec_, std::to_string(getpid())};
+  args.insert(args.end(), command.argv.begin(), command.argv.end());
+  std::vector<char*> argv = CStrings(args);
   std::vector<char*> envp = CStrings(env);
   pid_t pid = -1;
   int err = posix_spawnp(&pid, argv[0], setup.actions(), setup.attr(),
                          argv.data(), envp.data());
+  close(payload_fd);  // the child has its copy
 
   RunningTask* task = tasks_.Add(command.key, command.timeout_s);
-  task->payload_path = std::move(payload_path);
   for (int i = 0; i < 3; ++i) std::swap(task->fds[i], pipes.read[i]);
   if (err != 0) {
     // Reported like a shell would: exit 127 and a line on stderr, which
     // fits in the empty pipe's buffer. `pipes` closes the write ends.
-    std::string line = Status::FromErrno(err, "cairn: cannot run '" +
-                                                  command.argv[0] + "'")
+    std::string line = Status::FromErrno(err, "cairn: cannot run '" + args[0] + "'")
                            .message() + "\n";
     ssize_t ignored = write(pipes.write[RunningTask::kStderr], line.data(), line.size());
     (void)ignored;

@@ -237,10 +237,6 @@ std::vector<TaskExit> RunningTasks::TakeEnded() {
 void RunningTasks::Release(RunningTask* task) {
   for (int& fd : task->fds) CloseFd(&fd);
   CloseFd(&task->exit_fd);
-  if (!task->payload_path.empty()) {
-    unlink(task->payload_path.c_str());
-    task->payload_path.clear();
-  }
 }
 
 }  // namespace cairn

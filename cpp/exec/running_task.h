@@ -47,7 +47,6 @@ struct RunningTask {
   // a wake-up source for poll(). Closed once the process is known to be gone.
   int exit_fd = -1;
   std::string result;            // bytes read from the result pipe so far
-  std::string payload_path;      // file removed when the task ends; "" if none
   double started_at = 0;         // wall seconds
   double deadline = 0;           // monotonic seconds; 0: no timeout
   double drain_deadline = 0;     // monotonic; set when the process exits

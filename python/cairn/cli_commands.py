@@ -59,7 +59,7 @@ def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
     spec = spec_for(flow_cls, args.with_decorators)
     root = datastore_root(args.datastore_root)
     prepare_run(root, args.tag)
-    origin, records, params_json = origin_parameters(root, flow_cls.__name__, args.origin_run_id)
+    origin, records, params_json = origin_parameters(root, flow_cls, args.origin_run_id)
     steps = [args.step_to_rerun] if args.step_to_rerun else []
     if steps and steps[0] not in {s["name"] for s in spec["steps"]}:
         raise CairnException(f"resume: flow {flow_cls.__name__} has no step named '{steps[0]}'")
@@ -91,9 +91,10 @@ def cmd_step(flow_cls: type, args: argparse.Namespace) -> int:
     fd = os.environ.get("CAIRN_RESULT_FD")
     if not path or not fd:
         raise CairnException("'step' is run by the engine: CAIRN_TASK_PAYLOAD and CAIRN_RESULT_FD must be set")
+    # The spawn launcher starts this through cairn-task-exec, which has
+    # already tied the process's life to the engine's (before exec).
     with open(path, "rb") as f:
         payload = task.decode_payload(f.read())
-    _core.die_with_parent(os.getppid())
     spec = spec_for(flow_cls, payload.get("flow", {}).get("with_decorators", []))
     return task.run_task(flow_cls, spec, payload, int(fd))
 

@@ -1,7 +1,9 @@
 #include "exec/process_launcher.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,7 +100,7 @@ int Entries(const std::string& dir) {
 }
 
 TEST(ProcessLauncherTest, StdoutAndStderrArriveOnTheirStreams) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   ASSERT_OK(launcher.Start(Shell(1, "echo out; echo err >&2")));
   auto exits = RunToEnd(&launcher, &sink);
@@ -111,7 +113,7 @@ TEST(ProcessLauncherTest, StdoutAndStderrArriveOnTheirStreams) {
 }
 
 TEST(ProcessLauncherTest, ReportsExitCode) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   ASSERT_OK(launcher.Start(Shell(7, "exit 3")));
   auto exits = RunToEnd(&launcher, nullptr);
   EXPECT_EQ(exits[7].kind, ExitKind::kExited);
@@ -119,7 +121,7 @@ TEST(ProcessLauncherTest, ReportsExitCode) {
 }
 
 TEST(ProcessLauncherTest, ReportsKillingSignal) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   ASSERT_OK(launcher.Start(Shell(1, "ulimit -c 0; kill -SEGV $$")));
   auto exits = RunToEnd(&launcher, nullptr);
   EXPECT_EQ(exits[1].kind, ExitKind::kSignaled);
@@ -127,7 +129,7 @@ TEST(ProcessLauncherTest, ReportsKillingSignal) {
 }
 
 TEST(ProcessLauncherTest, TimeoutKillsTheWholeProcessGroup) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   double start = MonotonicSeconds();
   ASSERT_OK(launcher.Start(Shell(1, "sleep 30 & echo $!; wait", 0.2)));
@@ -139,7 +141,7 @@ TEST(ProcessLauncherTest, TimeoutKillsTheWholeProcessGroup) {
 }
 
 TEST(ProcessLauncherTest, ExitKillsStrayGrandchildren) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   double start = MonotonicSeconds();
   // The grandchild holds stdout open; only killing the group closes it.
@@ -152,7 +154,7 @@ TEST(ProcessLauncherTest, ExitKillsStrayGrandchildren) {
 }
 
 TEST(ProcessLauncherTest, ResultChannelContentComesBack) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   ASSERT_OK(launcher.Start(Shell(1, "echo '{\"ok\":1}' >&\"$CAIRN_RESULT_FD\"")));
   ASSERT_OK(launcher.Start(Shell(2, "true")));
   auto exits = RunToEnd(&launcher, nullptr);
@@ -160,26 +162,76 @@ TEST(ProcessLauncherTest, ResultChannelContentComesBack) {
   EXPECT_EQ(exits[2].result, "");
 }
 
-TEST(ProcessLauncherTest, PayloadFileIsReadableAndRemovedAfter) {
-  test::TempDir tmp;
-  ProcessLauncher launcher(tmp.path());
+TEST(ProcessLauncherTest, PayloadIsReadableAndNeverAFileOnDisk) {
+  ProcessLauncher launcher;
   RecordingSink sink;
   TaskCommand command =
       Shell(1, "cat \"$CAIRN_TASK_PAYLOAD\"; printf %s \"$CAIRN_TASK_PAYLOAD\" >&2");
   command.payload = "{\"step\": \"start\"}";
   ASSERT_OK(launcher.Start(command));
-  EXPECT_EQ(Entries(tmp.path()), 1);
   auto exits = RunToEnd(&launcher, &sink);
   EXPECT_EQ(sink.text(1, 1), command.payload);
-  std::string path = sink.text(1, 2);
-  EXPECT_EQ(path.rfind(tmp.path() + "/", 0), 0u) << path;
-  struct stat st;
-  EXPECT_NE(stat(path.c_str(), &st), 0);
-  EXPECT_EQ(Entries(tmp.path()), 0);
+  // A memfd: whenever the engine dies, nothing is left behind.
+  EXPECT_EQ(sink.text(1, 2), "/dev/fd/4");
+}
+
+// A process tree the test owns: it is the subreaper of whatever the "engine"
+// (a forked child running a ProcessLauncher) leaves behind, so it can wait
+// for orphans itself.
+TEST(ProcessLauncherTest, ThroughTaskExecATaskDiesWithTheEngine) {
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int pids[2];
+  ASSERT_EQ(pipe(pids), 0);
+  pid_t engine = fork();
+  ASSERT_GE(engine, 0);
+  if (engine == 0) {
+    ProcessLauncher launcher(CAIRN_TEST_TASK_EXEC);
+    if (!launcher.Start(Shell(1, "echo $$; exec sleep 30")).ok()) _exit(1);
+    RecordingSink sink;
+    while (sink.text(1, 1).empty()) (void)launcher.Wait(1000, -1, &sink);
+    std::string pid = sink.text(1, 1);
+    if (write(pids[1], pid.data(), pid.size()) < 0) _exit(1);
+    for (;;) pause();  // until the test kills it
+  }
+  close(pids[1]);
+  char buf[32] = {};
+  ASSERT_GT(read(pids[0], buf, sizeof(buf) - 1), 0);
+  close(pids[0]);
+  pid_t task = std::stoi(buf);
+  ASSERT_EQ(kill(engine, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(engine, &status, 0), engine);
+  // The orphan is ours now: it must die of its parent-death signal.
+  ASSERT_EQ(waitpid(task, &status, 0), task);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST(ProcessLauncherTest, TaskExecRefusesToRunWhenTheEngineIsAlreadyGone) {
+  ProcessLauncher launcher;
+  RecordingSink sink;
+  // Its "engine" is pid 1, which is not its parent: as if the engine had
+  // died between the spawn and the check.
+  ASSERT_OK(launcher.Start(Shell(1, std::string(CAIRN_TEST_TASK_EXEC) + " 1 /bin/echo ran")));
+  auto exits = RunToEnd(&launcher, &sink);
+  EXPECT_EQ(exits[1].exit_code, 1);
+  EXPECT_EQ(sink.text(1, 1), "");
+}
+
+TEST(ProcessLauncherTest, TaskExecReportsAProgramItCannotRunLikeTheLauncher) {
+  ProcessLauncher launcher(CAIRN_TEST_TASK_EXEC);
+  RecordingSink sink;
+  TaskCommand command;
+  command.key = 1;
+  command.argv = {"/no/such/program"};
+  ASSERT_OK(launcher.Start(command));
+  auto exits = RunToEnd(&launcher, &sink);
+  EXPECT_EQ(exits[1].exit_code, 127);
+  EXPECT_NE(sink.text(1, 2).find("cannot run '/no/such/program'"), std::string::npos) << sink.text(1, 2);
 }
 
 TEST(ProcessLauncherTest, EnvironmentAddsCommandEnvAndResultFd) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   TaskCommand command = Shell(1, "echo \"$CAIRN_TEST_VAR $CAIRN_RESULT_FD $HOME\"");
   command.env = {"CAIRN_TEST_VAR=hello world", "HOME=/elsewhere"};
@@ -189,7 +241,7 @@ TEST(ProcessLauncherTest, EnvironmentAddsCommandEnvAndResultFd) {
 }
 
 TEST(ProcessLauncherTest, TwentyConcurrentTasksAllComplete) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   for (TaskKey key = 0; key < 20; ++key) {
     ASSERT_OK(launcher.Start(Shell(key, "echo task " + std::to_string(key) +
@@ -205,7 +257,7 @@ TEST(ProcessLauncherTest, TwentyConcurrentTasksAllComplete) {
 }
 
 TEST(ProcessLauncherTest, HundredMegabytesStreamInBoundedChunks) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink(/*count_only=*/true);
   ASSERT_OK(launcher.Start(Shell(1, "head -c 100000000 /dev/zero")));
   auto exits = RunToEnd(&launcher, &sink);
@@ -215,7 +267,7 @@ TEST(ProcessLauncherTest, HundredMegabytesStreamInBoundedChunks) {
 }
 
 TEST(ProcessLauncherTest, MissingProgramExitsWith127) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   RecordingSink sink;
   TaskCommand command;
   command.key = 1;
@@ -229,7 +281,7 @@ TEST(ProcessLauncherTest, MissingProgramExitsWith127) {
 }
 
 TEST(ProcessLauncherTest, RejectsEmptyArgvAndDuplicateKey) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   TaskCommand empty;
   EXPECT_EQ(launcher.Start(empty).code(), Status::Code::kInvalidArgument);
   ASSERT_OK(launcher.Start(Shell(1, "sleep 30")));
@@ -239,7 +291,7 @@ TEST(ProcessLauncherTest, RejectsEmptyArgvAndDuplicateKey) {
 }
 
 TEST(ProcessLauncherTest, KillAllKillsEverything) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   for (TaskKey key = 0; key < 3; ++key) ASSERT_OK(launcher.Start(Shell(key, "sleep 30")));
   launcher.KillAll();
   double start = MonotonicSeconds();
@@ -253,7 +305,7 @@ TEST(ProcessLauncherTest, KillAllKillsEverything) {
 }
 
 TEST(ProcessLauncherTest, ByteOnWakeFdMakesWaitReturnPromptly) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   ASSERT_OK(launcher.Start(Shell(1, "sleep 30")));
   int wake[2];
   ASSERT_EQ(pipe(wake), 0);
@@ -273,7 +325,7 @@ TEST(ProcessLauncherTest, DestructorKillsRunningTasks) {
   RecordingSink sink;
   pid_t grandchild = 0;
   {
-    ProcessLauncher launcher("");
+    ProcessLauncher launcher;
     ASSERT_OK(launcher.Start(Shell(1, "sleep 30 & echo $!; wait")));
     while (sink.text(1, 1).find('\n') == std::string::npos) {
       ASSERT_OK(launcher.Wait(1000, -1, &sink));
@@ -284,7 +336,7 @@ TEST(ProcessLauncherTest, DestructorKillsRunningTasks) {
 }
 
 TEST(ProcessLauncherTest, WaitWithNothingToWaitForReturns) {
-  ProcessLauncher launcher("");
+  ProcessLauncher launcher;
   auto ended = launcher.Wait(-1, -1, nullptr);
   ASSERT_OK(ended);
   EXPECT_TRUE(ended->empty());
