@@ -1,0 +1,79 @@
+"""Helpers of the fault suite (a module of its own: a test module importing
+`conftest` could get tests/python's). The flow runner is tests/python's,
+loaded by path rather than copied."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+PYTHON_TESTS = Path(__file__).resolve().parents[1] / "python"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+shared = _load("cairn_python_test_conftest", PYTHON_TESTS / "conftest.py")
+FlowRunner = shared.FlowRunner
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Polls `condition` until it holds; the timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+# kind -> trials and failures, printed at the end of the session.
+TRIALS: dict[str, Counter] = {}
+
+
+def count_trial(kind: str, failed: bool) -> None:
+    c = TRIALS.setdefault(kind, Counter())
+    c["trials"] += 1
+    c["failures"] += int(failed)
+
+
+def engine_log_tail(root: Path, lines: int = 40) -> str:
+    """The end of each run's engine log (written by the engine when it keeps
+    one, at <root>/logs/<run_id>/engine.log); "" if there is none."""
+    out = []
+    for log in sorted(Path(root).glob("logs/*/engine.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"--- {log}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
+def start_run(runner, flow: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """`python flow.py ARGS` in its own session (so its process group can be
+    checked afterwards), stdout piped for the test to read."""
+    return subprocess.Popen(
+        [sys.executable, str(flow), *args], cwd=runner.dir, env={**runner.env, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str) -> str:
+    """Reads the process's output until a line contains `needle`."""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"never printed {needle!r}; output:\n{''.join(seen)}")
+
+
+def fault_seeds(default: int) -> int:
+    return int(os.environ.get("CAIRN_FAULT_SEEDS", default))
