@@ -3,8 +3,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -35,6 +37,11 @@ void RemoveStale(const std::string& dir) {
 Result<std::unique_ptr<DiskReserve>> DiskReserve::Create(const std::string& dir, int64_t bytes) {
   CAIRN_RETURN_IF_ERROR(MakeDirs(dir));
   RemoveStale(dir);
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) == 0) {
+    int64_t size = static_cast<int64_t>(fs.f_blocks) * static_cast<int64_t>(fs.f_frsize);
+    bytes = std::min(bytes, size / 16 / 4096 * 4096);
+  }
   std::string path = dir + "/" + std::to_string(::getpid());
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "creating the disk reserve " + path);
@@ -42,7 +49,7 @@ Result<std::unique_ptr<DiskReserve>> DiskReserve::Create(const std::string& dir,
   ::close(fd);
   if (err != 0) {
     ::unlink(path.c_str());
-    return Status::FromErrno(err, "reserving " + std::to_string(bytes >> 20) + " MiB in " + dir);
+    return Status::FromErrno(err, "reserving " + std::to_string(bytes >> 10) + " KiB in " + dir);
   }
   return std::unique_ptr<DiskReserve>(new DiskReserve(std::move(path)));
 }

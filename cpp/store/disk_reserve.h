@@ -11,8 +11,8 @@
 
 namespace cairn {
 
-// Enough for the run's end and a batch of task records (measured:
-// docs/failures.md, "A full disk").
+// Enough for the run's end and a batch of task records; on a small file
+// system a 16th of its size instead (docs/failures.md, "A full disk").
 inline constexpr int64_t kDiskReserveBytes = 4 << 20;
 
 // A preallocated file `<dir>/<pid>` (blocks really allocated, not sparse).
@@ -22,6 +22,7 @@ inline constexpr int64_t kDiskReserveBytes = 4 << 20;
 // Not thread-safe.
 class DiskReserve {
  public:
+  // Reserves `bytes`, or a 16th of the file system's size if that is less.
   // kNoSpace if the disk has no room for it.
   static Result<std::unique_ptr<DiskReserve>> Create(const std::string& dir,
                                                      int64_t bytes = kDiskReserveBytes);

@@ -1,6 +1,5 @@
-"""Helpers of the fault suite (a module of its own: a test module importing
-`conftest` could get tests/python's). The flow runner is tests/python's,
-loaded by path rather than copied."""
+"""Helpers of the fault suite. The flow runner and wait_until are
+tests/python's, loaded by path rather than copied."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,16 +22,7 @@ def _load(name: str, path: Path):
 
 shared = _load("cairn_python_test_conftest", PYTHON_TESTS / "conftest.py")
 FlowRunner = shared.FlowRunner
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    """Polls `condition` until it holds; the timeout only bounds a failure."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+wait_until = _load("cairn_python_test_failures", PYTHON_TESTS / "test_failures.py").wait_until
 
 
 # kind -> trials and failures, printed at the end of the session.

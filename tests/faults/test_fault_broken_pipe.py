@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from cairn import Flow
-from faultlib import count_trial
+from .faultlib import count_trial
 
 pytestmark = pytest.mark.faults
 

@@ -4,9 +4,9 @@ artifacts is killed at a random moment (a third of the kills fall in the
 first 300 ms). Then: no process of the run survives (by the process groups
 and the pids seen before the kill, and as orphans this test adopts as their
 subreaper), the database passes `PRAGMA integrity_check`, no payload file
-is left, no task ran user code once its engine was gone (each checks its
-ancestry and leaves a marker if so), and `resume` produces artifacts equal
-to an uninterrupted run's.
+is left, no task ran user code once orphaned (each checks its parent and
+leaves a marker if so), and `resume` produces artifacts equal to an
+uninterrupted run's.
 
 CAIRN_FAULT_SEEDS sets the seeds per launcher (CI default 3); the nightly
 size is documented in docs/failures.md."""
@@ -24,7 +24,7 @@ import time
 
 import pytest
 from cairn import Flow, NotFoundError
-from faultlib import count_trial, engine_log_tail, fault_seeds, wait_until
+from .faultlib import count_trial, engine_log_tail, fault_seeds, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -32,20 +32,13 @@ KILL_FLOW = """
 import hashlib, os, time
 from cairn import FlowSpec, step
 
-def engine_alive():
-    # The engine leads its process group (the test starts it in a session of
-    # its own); the worker, a fork of it, does not.
-    pid = os.getppid()
-    while pid > 1:
-        try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            return False
-        if b"killflow.py" in cmdline and int(fields[2]) == pid:
-            return True
-        pid = int(fields[1])
-    return False
+def orphaned():
+    # The parent a task is started by: the engine (spawn) or the worker, a
+    # fork of it. Once it is gone the task has been adopted by another.
+    try:
+        return b"killflow.py" not in open(f"/proc/{os.getppid()}/cmdline", "rb").read()
+    except OSError:
+        return True
 
 class KillFlow(FlowSpec):
     @step
@@ -57,7 +50,7 @@ class KillFlow(FlowSpec):
     @step
     def each(self):
         time.sleep(0.3)  # a window for the kill to fall into
-        if not engine_alive():  # an orphan still running user code
+        if orphaned():  # still running user code
             open(os.path.join(os.environ["ORPHANS"], str(os.getpid())), "w").close()
         self.chunk = bytes([self.input]) * (1 << 20)
         self.value = hashlib.sha256(self.big + self.chunk).hexdigest()
@@ -192,7 +185,7 @@ def one_trial(runner, flow, launcher: str, delay: float, expected, keep: set[int
             problems.append(f"integrity_check: {check}")
     orphans = os.listdir(runner.env["ORPHANS"])
     if orphans:
-        problems.append(f"tasks ran on after the engine died: {orphans}")
+        problems.append(f"tasks ran on, orphaned: {orphans}")
     leftovers = [p.name for p in (runner.root / "tmp").glob("cairn-payload-*")]
     if leftovers:
         problems.append(f"payload files left: {leftovers}")
@@ -223,7 +216,7 @@ def one_trial(runner, flow, launcher: str, delay: float, expected, keep: set[int
 @pytest.mark.parametrize("launcher", ["worker", "spawn"])
 def test_random_kill_9_leaves_no_process_and_resume_matches_an_uninterrupted_run(
         tmp_path_factory, launcher, subreaper, cpu_load):
-    from faultlib import FlowRunner
+    from .faultlib import FlowRunner
 
     from cairn import client
 
@@ -266,3 +259,41 @@ def test_random_kill_9_leaves_no_process_and_resume_matches_an_uninterrupted_run
         os.chdir(cwd)
         client._stores.clear()
         client.default_namespace()
+
+
+def test_spawn_engine_killed_as_a_task_starts_leaves_no_orphan(runner, subreaper):
+    """The issue's case: the engine dies while a spawned task's interpreter is
+    still starting (before Python could ask for a death signal itself)."""
+    flow = runner.write("killflow.py", KILL_FLOW)
+    runner.env["ORPHANS"] = str(runner.dir / "orphans")
+    os.mkdir(runner.env["ORPHANS"])
+    engine = subprocess.Popen(
+        [sys.executable, str(flow), "run", "--launcher", "spawn"], cwd=runner.dir, env=runner.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    first_task: list[int] = []
+
+    def a_split_is_starting() -> bool:
+        # The first `step` process is `start`; the next one is a split.
+        tasks = [p for p in descendants(engine.pid) if b"step" in _cmdline(p)]
+        if not first_task and tasks:
+            first_task.append(min(tasks))
+        return any(p not in first_task for p in tasks)
+
+    assert wait_until(a_split_is_starting, timeout=120), "no split ever started"
+    seen = descendants(engine.pid) | {engine.pid}
+    groups = {st[2] for pid in seen if (st := _stat(pid))} - {os.getpgid(0)}
+    engine.send_signal(signal.SIGKILL)
+    engine.wait()
+    assert wait_until(lambda: not survivors(seen, groups, set()), timeout=15), \
+        survivors(seen, groups, set())
+    assert os.listdir(runner.env["ORPHANS"]) == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from cairn import Flow
-from faultlib import start_run, wait_for_line
+from .faultlib import start_run, wait_for_line
 
 pytestmark = pytest.mark.faults
 
