@@ -36,13 +36,12 @@ def count_trial(kind: str, failed: bool) -> None:
 
 
 def engine_log_tail(root: Path, lines: int = 40) -> str:
-    """The end of each run's engine log (written by the engine when it keeps
-    one, at <root>/logs/<run_id>/engine.log); "" if there is none."""
-    out = []
-    for log in sorted(Path(root).glob("logs/*/engine.log")):
-        text = log.read_text(errors="replace").splitlines()[-lines:]
-        out.append(f"--- {log}\n" + "\n".join(text))
-    return "\n".join(out)
+    """The end of the engine log of each run under `root` ("" if none)."""
+    from cairn.logs import engine_log_tail as tail
+
+    logs = Path(root, "logs")
+    runs = sorted(int(p.name) for p in logs.iterdir() if p.name.isdigit()) if logs.is_dir() else []
+    return "\n".join(f"--- run {r}\n{t}" for r in runs if (t := tail(str(root), r, lines)))
 
 
 def start_run(runner, flow: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
