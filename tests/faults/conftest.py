@@ -5,6 +5,7 @@ the engine log of a failed test's runs."""
 from __future__ import annotations
 
 import pytest
+
 from .faultlib import TRIALS, engine_log_tail, shared
 
 runner = shared.runner  # the same fixture as tests/python's

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from cairn import Flow
+
 from .faultlib import count_trial
 
 pytestmark = pytest.mark.faults

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from cairn import Flow, _core
+
 from .faultlib import count_trial
 
 pytestmark = pytest.mark.faults

@@ -13,6 +13,7 @@ size is documented in docs/failures.md."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
@@ -24,6 +25,7 @@ import time
 
 import pytest
 from cairn import Flow, NotFoundError
+
 from .faultlib import count_trial, engine_log_tail, fault_seeds, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -118,10 +120,8 @@ def survivors(pids: set[int], groups: set[int], keep: set[int]) -> list[int]:
             continue
         if state == "Z":
             if ppid == me:
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
             continue
         alive.append(pid)
     return alive
@@ -163,10 +163,8 @@ def one_trial(runner, flow, launcher: str, delay: float, expected, keep: set[int
         [sys.executable, str(flow), "run", "--launcher", launcher], cwd=runner.dir, env=runner.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # finished before the kill
         engine.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        pass
     seen = descendants(engine.pid) | {engine.pid}
     groups = {st[2] for pid in seen if (st := _stat(pid))} - {os.getpgid(0)}
     engine.send_signal(signal.SIGKILL)
@@ -216,9 +214,9 @@ def one_trial(runner, flow, launcher: str, delay: float, expected, keep: set[int
 @pytest.mark.parametrize("launcher", ["worker", "spawn"])
 def test_random_kill_9_leaves_no_process_and_resume_matches_an_uninterrupted_run(
         tmp_path_factory, launcher, subreaper, cpu_load):
-    from .faultlib import FlowRunner
-
     from cairn import client
+
+    from .faultlib import FlowRunner
 
     def fresh(name: str):
         r = FlowRunner(tmp_path_factory.mktemp(name))

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from cairn import Flow
+
 from .faultlib import start_run, wait_for_line
 
 pytestmark = pytest.mark.faults
