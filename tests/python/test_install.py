@@ -75,6 +75,13 @@ def test_wheel_links_only_system_libraries_and_what_it_carries(wheel: Path,
     assert policy.group(1) in wheel.name
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path)
+        names = set(z.namelist())
+    # Every file of the package ships, data too (the UI's static files, stubs).
+    package = REPO / "python"
+    missing = [str(p.relative_to(package)) for p in package.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".so")
+               and str(p.relative_to(package)) not in names]
+    assert not missing, missing
     elves = [p for p in tmp_path.rglob("*.so*") if p.is_file()]
     extension = [p for p in elves if p.parent.name == "cairn" and p.name.startswith("_core.")]
     assert len(extension) == 1, elves
@@ -98,6 +105,12 @@ def test_readme_wheel_install_then_examples_and_client(wheel: Path, tmp_path: Pa
     env = clean_env(CAIRN_HOME=str(tmp_path / ".cairn"))
     where = bash(f"{python} -c 'import cairn._core; print(cairn._core.__file__)'", tmp_path, env)
     assert where.startswith(str(tmp_path / ".venv")), where
+    # The loader takes the libraries the wheel carries, not this machine's.
+    loaded = {line.split("-")[0].strip().split(".so")[0]: line
+              for line in bash(f"ldd {where.strip()}", tmp_path, env).splitlines()}
+    for name in VENDORED:
+        assert f"{tmp_path}/.venv/" in loaded[name], loaded[name]
+        assert "cairn_flow.libs" in loaded[name], loaded[name]
     # The examples' extras come from the package index, as the README says.
     bash(f'{venv}/pip install -q --find-links dist "cairn-flow[examples]"', tmp_path, env)
     for example in ("hello", "branch", "foreach", "switch", "sklearn_sweep"):
@@ -148,7 +161,7 @@ def test_readme_checkout_install_as_written(tmp_path: Path) -> None:
     checkout (its own build folder: pip's isolated build finds fresh tools)."""
     checkout = tmp_path / "cairn"
     shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", ".cairn", "__pycache__", "*.egg-info", ".pytest_cache"))
+        ".git", "build", "dist", ".cairn", ".venv", "__pycache__", "*.egg-info", ".pytest_cache"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     (block,) = [b for b in readme_blocks("Install") if "--find-links" not in b]
