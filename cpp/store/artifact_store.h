@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,8 +27,8 @@ struct PutResult {
 };
 
 // A blob read back. Owns its memory (a private, copy-on-write mapping of the
-// file for raw blobs, or a heap buffer for compressed ones). Segments are
-// writable views into it.
+// file for raw blobs, or anonymous memory for compressed ones). Segments are
+// writable views into it; writing copies only the pages written.
 class Blob {
  public:
   virtual ~Blob() = default;
@@ -43,6 +44,14 @@ class ArtifactStore {
   Result<PutResult> Put(std::span<const ByteView> segments);
   // kNotFound if absent; kCorruption if its content no longer matches.
   Result<std::unique_ptr<Blob>> Get(const std::string& digest) const;
+  // Reads a one-segment blob (a bytes value) into memory the caller owns:
+  // `allocate(size)` is called once with the segment's size and returns
+  // where to put it (nullptr: out of memory). One copy from the page cache,
+  // no mapping; the digest is verified on the copy, and on any error the
+  // memory's content is unspecified. kInvalidArgument if the blob has
+  // several segments (use Get).
+  Status GetInto(const std::string& digest,
+                 const std::function<uint8_t*(uint64_t size)>& allocate) const;
   bool Has(const std::string& digest) const;
   std::string PathOf(const std::string& digest) const;
 

@@ -108,10 +108,21 @@ class _BlobReader:
         try:
             return self.files.get(digest)
         except NotFoundError:
-            try:
-                return [memoryview(_datastore(self.root).get_blob(digest))]
-            except NotFoundError:
-                raise NotFoundError(f"blob {digest} not found, neither in objects/ nor in the database") from None
+            return [memoryview(self._from_database(digest))]
+
+    def get_bytes(self, digest: str, as_bytearray: bool = False) -> bytes | bytearray:
+        """A one-segment blob as a new bytes (bytearray): one copy (serializers.load)."""
+        try:
+            return self.files.get_bytes(digest, as_bytearray)
+        except NotFoundError:
+            data = self._from_database(digest)
+            return bytearray(data) if as_bytearray else data
+
+    def _from_database(self, digest: str) -> bytes:
+        try:
+            return _datastore(self.root).get_blob(digest)  # type: ignore[no-any-return]
+        except NotFoundError:
+            raise NotFoundError(f"blob {digest} not found, neither in objects/ nor in the database") from None
 
     def path_of(self, digest: str) -> str:
         return self.files.path_of(digest)

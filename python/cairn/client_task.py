@@ -300,10 +300,10 @@ class DataArtifact(CairnObject):
     def data(self) -> Any:
         if self._value is _UNSET:
             try:
-                segments = _client._artifact_store(self._root).get(self._rec.digest)
+                store = _client._artifact_store(self._root)
+                self._value = serializers.load(store, self._rec.digest, self._rec.encoding)
             except _core.Error as e:
                 raise type(e)(f"artifact {self.pathspec}: {e}") from e
-            self._value = serializers.loads(segments, self._rec.encoding)
         return self._value
 
     size = property(lambda self: self._rec.size, doc="Bytes of the stored value, uncompressed.")

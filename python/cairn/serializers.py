@@ -2,7 +2,9 @@
 
 Pickle protocol 5 with out-of-band buffers: a numpy array's memory goes to
 the store as its own segment without a copy, and comes back as a view of the
-blob's copy-on-write mapping. Top-level bytes are stored as they are."""
+blob's copy-on-write mapping (no copy; writing to it copies only the pages
+written). Top-level bytes are stored as they are and read back with one
+copy."""
 
 from __future__ import annotations
 
@@ -31,6 +33,16 @@ def dumps(obj: Any) -> tuple[list[Any], str]:
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     return [data, *(b.raw() for b in buffers)], PICKLE
+
+
+def load(store: Any, digest: str, encoding: str) -> Any:
+    """Reads and decodes a blob of `store` (an ArtifactStore). bytes and
+    bytearray values are read straight into the new object (one copy);
+    pickled values get their out-of-band buffers (numpy arrays, DataFrame
+    columns) as copy-on-write views of the blob's mapping, no copy."""
+    if encoding in (BYTES, BYTEARRAY):
+        return store.get_bytes(digest, encoding == BYTEARRAY)
+    return loads(store.get(digest), encoding)
 
 
 def loads(segments: list[memoryview], encoding: str) -> Any:
