@@ -15,6 +15,11 @@ PICKLE = "pickle5"
 BYTES = "bytes"
 BYTEARRAY = "bytearray"
 
+# Blobs up to this size are not files: they travel inside payloads and
+# results and the engine keeps them in SQLite (docs/datastore.md). A file per
+# tiny value costs an inode, the largest part of a short task's time.
+INLINE_MAX = 4096
+
 
 def type_name(obj: Any) -> str:
     t = type(obj)
@@ -35,14 +40,15 @@ def dumps(obj: Any) -> tuple[list[Any], str]:
     return [data, *(b.raw() for b in buffers)], PICKLE
 
 
-def load(store: Any, digest: str, encoding: str) -> Any:
-    """Reads and decodes a blob of `store` (an ArtifactStore). bytes and
-    bytearray values are read straight into the new object (one copy);
-    pickled values get their out-of-band buffers (numpy arrays, DataFrame
-    columns) as copy-on-write views of the blob's mapping, no copy."""
+def load(store: Any, digest: str, encoding: str, size: int) -> Any:
+    """Reads and decodes a blob of `store` (the client's blob reader) whose
+    value has `size` bytes. bytes and bytearray values are read straight into
+    the new object (one copy); pickled values get their out-of-band buffers
+    (numpy arrays, DataFrame columns) as copy-on-write views of the blob's
+    mapping, no copy."""
     if encoding in (BYTES, BYTEARRAY):
-        return store.get_bytes(digest, encoding == BYTEARRAY)
-    return loads(store.get(digest), encoding)
+        return store.get_bytes(digest, size, encoding == BYTEARRAY)
+    return loads(store.get(digest, size), encoding)
 
 
 def loads(segments: list[memoryview], encoding: str) -> Any:
