@@ -33,11 +33,15 @@ class Sizes:
     dedup_mb: int = 200
     dedup_runs: int = 10       # per flow, two flows
     card_rows: int = 1_000_000
+    dataframe_bytes: int = 256 << 20
+    tasks10k: int = 10000
+    tasks_probes: tuple[int, int] = (50, 150)  # Metaflow's tasks-10k is extrapolated from these
 
     @classmethod
     def smoke(cls) -> Sizes:
         return cls(foreach1k=50, foreach10k=120, artifact_mb=5, numpy_bytes=16 << 20, list_runs=200,
-                   list_runs_metaflow=5, resume_wide=50, dedup_mb=5, dedup_runs=2, card_rows=10_000)
+                   list_runs_metaflow=5, resume_wide=50, dedup_mb=5, dedup_runs=2, card_rows=10_000,
+                   dataframe_bytes=16 << 20, tasks10k=120, tasks_probes=(5, 15))
 
 
 @dataclass
@@ -389,6 +393,16 @@ CASES: list[Case] = [
     ], metaflow=False),
 ]
 
+
+def _with_read_cases() -> None:
+    from cases_read import READ_CASES  # it imports this module: import when complete
+
+    for after, cases in READ_CASES.items():
+        at = next(i for i, c in enumerate(CASES) if c.name == after) + 1
+        CASES[at:at] = cases
+
+
+_with_read_cases()
 BY_NAME = {c.name: c for c in CASES}
 
 
