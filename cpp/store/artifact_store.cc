@@ -490,15 +490,6 @@ Status OpenBlob(const std::string& digest, const std::string& path, const Corrup
   return Status::OK();
 }
 
-// Asks for huge pages under the whole 2 MiB blocks of a big buffer about to
-// be filled: one fault per 2 MiB instead of per 4 KiB. Only a hint.
-void HintHugePages(uint8_t* p, uint64_t size) {
-  if (size < 2 * kHugePageSize) return;
-  uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + kHugePageSize - 1) & ~(kHugePageSize - 1);
-  uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + size) & ~(kHugePageSize - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-}
-
 // Decompresses the one zstd frame of `body` into out[0, size).
 Status DecompressInto(const uint8_t* body, size_t body_size, uint8_t* out, uint64_t size) {
   unsigned long long frame_size = ZSTD_getFrameContentSize(body, body_size);
@@ -573,7 +564,6 @@ Status ArtifactStore::GetInto(const std::string& digest,
     return Status::IOError("out of memory reading blob " + digest + " (" + std::to_string(h.size) +
                            " bytes)");
   }
-  HintHugePages(out, h.size);
   Hasher hasher;
   hasher.UpdateU64(1);
   hasher.UpdateU64(h.size);
