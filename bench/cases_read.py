@@ -60,7 +60,8 @@ def read_dataframe(ctx: Ctx) -> dict[str, Any]:
 
 def _probes(ctx: Ctx) -> list[int]:
     """Foreach widths run by the setup: the full width for cairn; for
-    Metaflow (~0.2 s a task to run) two narrow ones to extrapolate from."""
+    Metaflow (~0.2 s a task to run) two narrower ones to extrapolate from,
+    far enough apart that its per-task read cost shows above the noise."""
     return [ctx.sizes.tasks10k] if ctx.fw.name == "cairn" else list(ctx.sizes.tasks_probes)
 
 

@@ -441,53 +441,64 @@ struct BlobHeader {
   uint64_t file_size = 0;
 };
 
-// Opens the blob at `path` (named `digest`) and reads its header. kNotFound
-// if absent; kCorruption (through `corrupt`) if the header cannot be right.
-template <typename Corrupt>
-Status OpenBlob(const std::string& digest, const std::string& path, const Corrupt& corrupt,
-                std::unique_ptr<ScopedFd>* fd, BlobHeader* h) {
+Status Corrupt(const std::string& digest, const std::string& path, std::string_view why) {
+  return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
+}
+
+// A blob file opened for reading, its header read and checked.
+struct OpenedBlob {
+  std::string path;
+  std::unique_ptr<ScopedFd> file;
+  BlobHeader h;
+};
+
+// Opens the blob `digest` at `path` and reads its header. kNotFound if
+// absent; kCorruption if the header cannot be right.
+Result<OpenedBlob> OpenBlob(const std::string& digest, std::string path) {
   if (!IsDigest(digest)) return Status::InvalidArgument("not a blob digest: \"" + digest + "\"");
-  *fd = std::make_unique<ScopedFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if ((*fd)->get() < 0) {
+  auto corrupt = [&](std::string_view why) { return Corrupt(digest, path, why); };
+  auto file = std::make_unique<ScopedFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  int fd = file->get();
+  if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound("blob " + digest + " not found (" + path + ")");
     return Status::FromErrno(errno, "open " + path);
   }
   struct stat st;
-  if (::fstat((*fd)->get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  h->file_size = static_cast<uint64_t>(st.st_size);
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  BlobHeader h;
+  h.file_size = static_cast<uint64_t>(st.st_size);
 
   uint8_t fixed[kFixedHeaderSize];
-  if (h->file_size < kFixedHeaderSize) return corrupt("shorter than a header");
-  CAIRN_RETURN_IF_ERROR(ReadExactly((*fd)->get(), fixed, sizeof(fixed), 0, path));
+  if (h.file_size < kFixedHeaderSize) return corrupt("shorter than a header");
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd, fixed, sizeof(fixed), 0, path));
   if (std::memcmp(fixed, kMagic, sizeof(kMagic)) != 0) return corrupt("not a cairn blob");
   uint32_t version = GetU32(&fixed[8]);
   if (version != kFormatVersion) {
     return corrupt("blob format version " + std::to_string(version) + ", this cairn reads " +
                    std::to_string(kFormatVersion));
   }
-  h->codec = GetU32(&fixed[12]);
+  h.codec = GetU32(&fixed[12]);
   uint64_t count = GetU64(&fixed[16]);
-  h->size = GetU64(&fixed[24]);
-  if (h->codec != kRaw && h->codec != kZstd) return corrupt("unknown codec " + std::to_string(h->codec));
-  if (count > (h->file_size - kFixedHeaderSize) / 8) return corrupt("truncated header");
-  h->lengths.resize(count);
+  h.size = GetU64(&fixed[24]);
+  if (h.codec != kRaw && h.codec != kZstd) return corrupt("unknown codec " + std::to_string(h.codec));
+  if (count > (h.file_size - kFixedHeaderSize) / 8) return corrupt("truncated header");
+  h.lengths.resize(count);
   std::vector<uint8_t> raw_lengths(8 * count);
-  CAIRN_RETURN_IF_ERROR(
-      ReadExactly((*fd)->get(), raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd, raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    h->lengths[i] = GetU64(&raw_lengths[8 * i]);
-    sum += h->lengths[i];
-    if (sum < h->lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
+    h.lengths[i] = GetU64(&raw_lengths[8 * i]);
+    sum += h.lengths[i];
+    if (sum < h.lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
   }
-  if (sum != h->size) return corrupt("segment lengths do not add up to the size");
-  h->body_offset = AlignUp(kFixedHeaderSize + 8 * count);
-  if (h->body_offset > h->file_size) return corrupt("truncated");
-  if (h->codec == kRaw && h->body_offset + LayOut(h->lengths).end != h->file_size) {
+  if (sum != h.size) return corrupt("segment lengths do not add up to the size");
+  h.body_offset = AlignUp(kFixedHeaderSize + 8 * count);
+  if (h.body_offset > h.file_size) return corrupt("truncated");
+  if (h.codec == kRaw && h.body_offset + LayOut(h.lengths).end != h.file_size) {
     return corrupt("truncated or overlong");
   }
-  if (h->codec == kZstd && h->body_offset == h->file_size) return corrupt("truncated");
-  return Status::OK();
+  if (h.codec == kZstd && h.body_offset == h.file_size) return corrupt("truncated");
+  return OpenedBlob{std::move(path), std::move(file), std::move(h)};
 }
 
 // Decompresses the one zstd frame of `body` into out[0, size).
@@ -503,14 +514,10 @@ Status DecompressInto(const uint8_t* body, size_t body_size, uint8_t* out, uint6
 }  // namespace
 
 Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) const {
-  std::string path = PathOf(digest);
-  auto corrupt = [&](std::string_view why) {
-    return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
-  };
-  std::unique_ptr<ScopedFd> file;
-  BlobHeader h;
-  CAIRN_RETURN_IF_ERROR(OpenBlob(digest, path, corrupt, &file, &h));
-  const ScopedFd& fd = *file;
+  CAIRN_ASSIGN_OR_RETURN(OpenedBlob b, OpenBlob(digest, PathOf(digest)));
+  const BlobHeader& h = b.h;
+  const std::string& path = b.path;
+  const ScopedFd& fd = *b.file;
 
   std::unique_ptr<MappedBlob> blob;
   if (h.codec == kRaw) {
@@ -536,25 +543,22 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
     munmap(map, h.file_size);
     if (!decoded.ok()) {
       if (decoded.status().code() == Status::Code::kCorruption) {
-        return corrupt(decoded.status().message());
+        return Corrupt(digest, path, decoded.status().message());
       }
       return decoded.status();
     }
     blob = std::move(decoded).value();
   }
-  if (blob->Digest() != digest) return corrupt("content does not match its digest");
+  if (blob->Digest() != digest) return Corrupt(digest, path, "content does not match its digest");
   return std::unique_ptr<Blob>(std::move(blob));
 }
 
 Status ArtifactStore::GetInto(const std::string& digest,
                               const std::function<uint8_t*(uint64_t size)>& allocate) const {
-  std::string path = PathOf(digest);
-  auto corrupt = [&](std::string_view why) {
-    return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
-  };
-  std::unique_ptr<ScopedFd> file;
-  BlobHeader h;
-  CAIRN_RETURN_IF_ERROR(OpenBlob(digest, path, corrupt, &file, &h));
+  CAIRN_ASSIGN_OR_RETURN(OpenedBlob b, OpenBlob(digest, PathOf(digest)));
+  const BlobHeader& h = b.h;
+  const std::string& path = b.path;
+  const ScopedFd& fd = *b.file;
   if (h.lengths.size() != 1) {
     return Status::InvalidArgument("blob " + digest + " has " + std::to_string(h.lengths.size()) +
                                    " segments, not one");
@@ -564,27 +568,27 @@ Status ArtifactStore::GetInto(const std::string& digest,
     return Status::IOError("out of memory reading blob " + digest + " (" + std::to_string(h.size) +
                            " bytes)");
   }
-  Hasher hasher;
+  Hasher hasher;  // DigestOf of one segment, fed as it is read
   hasher.UpdateU64(1);
   hasher.UpdateU64(h.size);
   if (h.codec == kRaw) {
     // Chunks small enough that each is hashed while still in the cache.
     for (uint64_t done = 0; done < h.size;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kReadChunk, h.size - done));
-      CAIRN_RETURN_IF_ERROR(ReadExactly(file->get(), out + done, n, h.body_offset + done, path));
+      CAIRN_RETURN_IF_ERROR(ReadExactly(fd.get(), out + done, n, h.body_offset + done, path));
       hasher.Update(out + done, n);
       done += n;
     }
   } else {
-    void* map = mmap(nullptr, h.file_size, PROT_READ, MAP_PRIVATE, file->get(), 0);
+    void* map = mmap(nullptr, h.file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
     Status s = DecompressInto(static_cast<const uint8_t*>(map) + h.body_offset,
                               h.file_size - h.body_offset, out, h.size);
     munmap(map, h.file_size);
-    if (!s.ok()) return s.code() == Status::Code::kCorruption ? corrupt(s.message()) : s;
+    if (!s.ok()) return s.code() == Status::Code::kCorruption ? Corrupt(digest, path, s.message()) : s;
     hasher.Update(out, h.size);
   }
-  if (hasher.HexDigest() != digest) return corrupt("content does not match its digest");
+  if (hasher.HexDigest() != digest) return Corrupt(digest, path, "content does not match its digest");
   return Status::OK();
 }
 
