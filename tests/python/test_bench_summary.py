@@ -7,8 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import run  # noqa: E402  (bench/run.py)
-from cases import BY_NAME  # noqa: E402
+import run  # bench/run.py
+from cases import BY_NAME
 
 
 def _results(cairn: float, metaflow: float | None) -> dict:
