@@ -43,11 +43,13 @@ def node_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def ray_env(s3, cluster, node_cache, runner) -> dict[str, str]:
+def ray_env(s3, cluster, node_cache, runner, monkeypatch) -> dict[str, str]:
     bucket = s3.new_bucket()
     env = {**s3.env(bucket), "CAIRN_RAY_ADDRESS": cluster.address,
            "CAIRN_RAY_NODE_CACHE": str(node_cache), "RAY_ADDRESS": ""}
     runner.env.update(env)
+    for k, v in env.items():  # the client in this process reads S3 as a notebook would
+        monkeypatch.setenv(k, v)
     runner.bucket = bucket
     return env
 
@@ -78,6 +80,7 @@ FOREACH = """
         @step
         def work(self):
             self.node = os.environ["CAIRN_RAY_NODE_ID"]
+            self.i = self.input
             self.data = random.Random(self.input).randbytes(5 << 20)
             print("item", self.input, "on", self.node[:8])
             self.next(self.join)
@@ -111,10 +114,7 @@ def test_foreach_spreads_over_all_nodes_and_reads_back_on_the_head(runner, ray_e
     tasks = list(run["work"])
     assert len(tasks) == 30
     for t in tasks:  # every 5 MB artifact, from S3 through this machine's cache
-        i = t.data.input if hasattr(t.data, "input") else None
-        data = t["data"].data
-        assert len(data) == 5 << 20
-        assert any(data == random.Random(k).randbytes(5 << 20) for k in ([i] if i is not None else range(30)))
+        assert t["data"].data == random.Random(t.data.i).randbytes(5 << 20)
 
     # S3 holds exactly the bytes of the blob files: on the nodes and on the head.
     digest = tasks[0]["data"]._rec.digest
@@ -309,10 +309,7 @@ def test_a_lost_node_gives_a_lost_attempt_and_the_retry_succeeds(runner, ray_env
 
     task = Flow("LostFlow").latest_run["start"].task
     assert task.data.node != doomed.node_id
-    attempts = [a.status for a in task.attempts] if hasattr(task, "attempts") else None
-    if attempts is not None:
-        assert attempts[0] == "lost"
-    assert "lost" in out
+    assert [a.status for a in task.attempts] == ["lost", "succeeded"]
 
 
 def test_the_code_package_runs_where_the_flow_file_does_not_exist(runner, ray_env, node_cache):

@@ -63,7 +63,12 @@ def cluster_address(explicit: str | None) -> str:
 
 
 def require_ray() -> None:
-    if importlib.util.find_spec("ray") is None:
+    """Without importing it (seconds, and threads in the process that forks the worker)."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ImportError:
+        found = False
+    if not found:
         raise RayBackendError("running steps on Ray needs Ray: pip install 'cairn[ray]'")
 
 
