@@ -40,6 +40,8 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
     """Serves task requests until the engine closes its end of the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
     store = open_store(root)  # through to S3 when an S3 datastore is configured
+    if hasattr(store, "warm"):
+        store.warm()  # before forking: each child then makes its S3 client in milliseconds
     # Set once here rather than in every child: each thing a child does
     # touches pages it must then copy. Children write to fds 1 and 2 after
     # dup2, so these objects serve them unchanged.

@@ -17,6 +17,15 @@ from .config import S3Config, S3ConfigError
 # PUT, which is the faster path on every server measured (docs/ray.md).
 SINGLE_PUT_MAX = 256 * 1024 * 1024
 _CHUNK = 8 * 1024 * 1024
+# Above this a blob is fetched in parallel ranges; below, one GET.
+PARALLEL_GET_MIN = 32 * 1024 * 1024
+
+
+def _transfer_config() -> Any:
+    import boto3.s3.transfer
+
+    return boto3.s3.transfer.TransferConfig(multipart_threshold=PARALLEL_GET_MIN,
+                                            multipart_chunksize=16 * 1024 * 1024, max_concurrency=10)
 
 
 def _boto3() -> Any:
@@ -37,6 +46,7 @@ class S3Blobs:
         self.config = config
         self._local = threading.local()
         self._pid = os.getpid()
+        self._session: Any = None  # shared across fork: it holds no connections, only loaded models
         self._conditional = True   # until the server says it lacks If-None-Match
         self.uploaded = 0          # PUTs that wrote an object (for tests and figures)
 
@@ -48,11 +58,19 @@ class S3Blobs:
         c = getattr(self._local, "client", None)
         if c is None:
             boto3, botocore_config = _boto3()
-            c = self._local.client = boto3.session.Session().client(
+            if self._session is None:
+                self._session = boto3.session.Session()
+            c = self._local.client = self._session.client(
                 "s3", endpoint_url=self.config.endpoint_url,
                 config=botocore_config.Config(retries={"max_attempts": 5, "mode": "standard"},
                                               max_pool_connections=16))
         return c
+
+    def warm(self) -> None:
+        """Loads boto3 and the S3 model before a process forks, so that each
+        child makes its own client in milliseconds."""
+        self.client()
+        self._local = threading.local()  # the parent's client is not for the children
 
     def key_of(self, digest: str) -> str:
         return self.config.key(f"objects/{digest[:2]}/{digest[2:]}")
@@ -75,7 +93,8 @@ class S3Blobs:
         size = os.path.getsize(path)
         try:
             if size > SINGLE_PUT_MAX:
-                self.client().upload_file(path, self.config.bucket, self.key_of(digest))
+                self.client().upload_file(path, self.config.bucket, self.key_of(digest),
+                                          Config=_transfer_config())
             else:
                 self._put_once(digest, path)
         except _AlreadyThere:
@@ -103,8 +122,13 @@ class S3Blobs:
         self.client().put_object(**args)
 
     def download(self, digest: str, dest: str) -> bool:
-        """Writes the blob's bytes to `dest` (a new file); False if absent."""
+        """Writes the blob's bytes to `dest` (a new file); False if absent.
+        Large blobs come in parallel ranges (boto3's managed transfer)."""
         try:
+            if self._size(digest) > PARALLEL_GET_MIN:
+                self.client().download_file(self.config.bucket, self.key_of(digest), dest,
+                                            Config=_transfer_config())
+                return True
             response = self.client().get_object(Bucket=self.config.bucket, Key=self.key_of(digest))
         except Exception as e:  # noqa: BLE001
             if _status(e) == 404:
@@ -121,6 +145,10 @@ class S3Blobs:
         finally:
             body.close()
         return True
+
+    def _size(self, digest: str) -> int:
+        head = self.client().head_object(Bucket=self.config.bucket, Key=self.key_of(digest))
+        return int(head["ContentLength"])
 
     def _error(self, op: str, digest: str, e: Exception) -> S3ConfigError:
         return S3ConfigError(f"{op} of blob {digest} at {self.config.url}: {e}")

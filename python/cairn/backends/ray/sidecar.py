@@ -65,10 +65,13 @@ class Sidecar:
         self.store = CachedStore(config["root"], remote)  # the head's store, for pushing inputs
         s3 = S3Config.from_env()
         env = {**s3.env(), **{k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}}
+        # The environment travels in the actor's arguments, not a runtime_env:
+        # then any pooled Ray worker can host the actor, instead of a new
+        # process started for that environment (seconds on the first task).
         self.setup = {"package": config["package"], "flow_file": config["flow_file"], "spec": self.spec,
-                      "spec_digest": _core.digest([json.dumps(self.spec, sort_keys=True).encode()])}
+                      "spec_digest": _core.digest([json.dumps(self.spec, sort_keys=True).encode()]),
+                      "env": env}
         self.actor_cls = ray.remote(SlotActor)
-        self.runtime_env = {"env_vars": env}
         self.pools: dict[str, Pool] = {}
         self.pools_lock = threading.Lock()
         self.running: dict[int, Any] = {}   # key -> the actor running it
@@ -87,7 +90,7 @@ class Sidecar:
     def make_actor(self, request: Request) -> Any:
         return self.actor_cls.options(
             **request.actor_options(), max_concurrency=4, max_restarts=0,
-            scheduling_strategy="SPREAD", runtime_env=self.runtime_env,
+            scheduling_strategy="SPREAD",
         ).remote(self.setup)
 
     def pool(self, request: Request) -> Pool:

@@ -37,6 +37,7 @@ def node_cache(node_id: str) -> str:
 
 class SlotActor:
     def __init__(self, setup: dict[str, Any]):
+        os.environ.update(setup["env"])  # S3 settings and credentials; inherited by the fork server
         self.node_id = ray.get_runtime_context().get_node_id()
         self.root = node_cache(self.node_id)
         os.makedirs(self.root, exist_ok=True)
