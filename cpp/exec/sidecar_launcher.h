@@ -3,6 +3,7 @@
 // timeouts, the sidecar only carries tasks out.
 #pragma once
 
+#include <map>
 #include <set>
 #include <sys/types.h>
 
@@ -18,18 +19,33 @@ namespace cairn {
 //   - stopping a task (timeout, KillAll) is a frame of its own: header
 //     {"key": K, "kill": true}, empty payload, no fds. The peer kills the
 //     task's process group on its node and then reports its status.
+//   - a task's timeout counts from {"key": K, "started": true}, not from
+//     Start(): waiting for a slot on the cluster is not the step's time. The
+//     peer enforces the timeout on the node (and says "timed_out" with the
+//     status); this launcher's deadline, kBackstopS later, is the backstop.
 //
 // The peer writes the task's output and result into the three pipes it was
 // handed, as they arrive from the node. Owns what WorkerLauncher owns.
 class SidecarLauncher : public WorkerLauncher {
  public:
-  SidecarLauncher(int socket_fd, pid_t sidecar_pid);
+  static constexpr double kBackstopS = 10.0;
+  // The sidecar stops every task and slot on the cluster before it exits.
+  static constexpr double kExitGraceS = 30.0;
+
+  // `backstop_s`: how long after a task's timeout the launcher kills it
+  // itself if the peer has not reported it ended.
+  SidecarLauncher(int socket_fd, pid_t sidecar_pid, double backstop_s = kBackstopS);
+
+  Status Start(const TaskCommand& command) override;
 
  protected:
   void KillTask(RunningTask* task) override;
+  void OnStarted(RunningTask* task) override;
 
  private:
+  double backstop_s_;
   std::set<TaskKey> kills_sent_;
+  std::map<TaskKey, double> timeouts_;  // of tasks not yet started
 };
 
 }  // namespace cairn

@@ -30,7 +30,10 @@ namespace cairn {
 //   {"key": K, "pid": P} once the child is forked and setpgid(P, P) done;
 //   {"key": K, "status": S} once it is reaped (S: raw waitpid status);
 //   {"key": K, "lost": true} if the task can no longer be followed (a remote
-//   node died; SidecarLauncher's peer sends it).
+//   node died; SidecarLauncher's peer sends it);
+//   {"key": K, "started": true} when a remote task's process starts, and
+//   "timed_out": true with a status if the peer killed it at its timeout
+//   (SidecarLauncher's peer).
 //
 // Timeouts and KillAll SIGKILL the child's process group once its pid is
 // known. If the worker dies or closes the socket, unfinished tasks end as
@@ -66,6 +69,11 @@ class WorkerLauncher : public Launcher {
   WorkerLauncher(int socket_fd, pid_t worker_pid, bool local_pids);
   // Stops a task: SIGKILL to its process group, or once its pid is known.
   virtual void KillTask(RunningTask* task);
+  // A {"started": true} reply: the task's process runs now.
+  virtual void OnStarted(RunningTask* task) { (void)task; }
+  // How long the destructor waits for the peer to exit on EOF before
+  // killing it (0: the worker's default).
+  double exit_grace_s_ = 0;
   // Sends one frame; `fds` (three, or null) ride on its first byte.
   Status SendRequest(const std::string& frame, const int* fds);
 

@@ -255,9 +255,14 @@ Status WorkerLauncher::HandleReply(std::string_view line) {
     auto it = reply.find(name);
     return it != reply.end() && it->is_number_integer();
   };
-  bool lost = reply.is_object() && reply.value("lost", false) == true;
+  auto flag = [&reply](const char* name) {
+    auto it = reply.find(name);
+    return it != reply.end() && it->is_boolean() && it->get<bool>();
+  };
+  bool lost = reply.is_object() && flag("lost");
+  bool started = reply.is_object() && flag("started");
   if (!reply.is_object() || !integer("key") ||
-      (!integer("pid") && !integer("status") && !lost)) {
+      (!integer("pid") && !integer("status") && !lost && !started)) {
     return Status::Corruption("unexpected reply from the worker: " + std::string(line));
   }
   // A key we do not know cannot be acted on; the worker cannot be wrong in
@@ -268,6 +273,8 @@ Status WorkerLauncher::HandleReply(std::string_view line) {
     tasks_.MarkLost(task);
     return Status::OK();
   }
+  if (started) OnStarted(task);
+  if (flag("timed_out")) task->timed_out = true;
   if (integer("pid") && local_pids_) {
     task->pid = reply["pid"].get<pid_t>();
     if (task->timed_out || task->kill_pending) KillProcessGroup(task->pid);
@@ -309,7 +316,7 @@ void WorkerLauncher::LoseWorker() {
 
 void WorkerLauncher::ReapWorker() {
   if (worker_reaped_ || worker_pid_ <= 0) return;
-  double give_up = MonotonicSeconds() + kWorkerGraceS;
+  double give_up = MonotonicSeconds() + (exit_grace_s_ > 0 ? exit_grace_s_ : kWorkerGraceS);
   int status;
   for (;;) {
     pid_t got = waitpid(worker_pid_, &status, WNOHANG);

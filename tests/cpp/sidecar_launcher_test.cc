@@ -56,6 +56,7 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
 
 // The fake sidecar. Per task, by its env MODE: "ok" writes output and a
 // result and exits 0; "lost" reports the task lost; "hang" reports env PID
+// and that the task started (its timeout counts from then)
 // as the task's pid (a process the launcher must never signal: remote pids
 // are another machine's) and waits for a kill frame, then reports SIGKILL.
 [[noreturn]] void FakeSidecar(int sock) {
@@ -91,6 +92,7 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
     } else {
       int pid = std::stoi(h["env"].value("PID", "0"));
       WriteAll(sock, nlohmann::json{{"key", key}, {"pid", pid}}.dump() + "\n");
+      WriteAll(sock, nlohmann::json{{"key", key}, {"started", true}}.dump() + "\n");
       hanging.push_back({key, {fds[0], fds[1], fds[2]}});
     }
   }
@@ -119,7 +121,7 @@ Peer StartPeer() {
     FakeSidecar(sv[1]);
   }
   close(sv[1]);
-  return {std::make_unique<SidecarLauncher>(sv[0], pid), pid};
+  return {std::make_unique<SidecarLauncher>(sv[0], pid, /*backstop_s=*/0), pid};
 }
 
 TaskCommand Command(TaskKey key, const std::string& mode, double timeout_s = 0, pid_t pid = 0) {

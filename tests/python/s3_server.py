@@ -82,6 +82,23 @@ def s3_server() -> Iterator[S3Server]:
             proc.wait()
 
 
+@contextmanager
+def s3_server_for_tests() -> Iterator[S3Server]:
+    """The server, with its credentials in this process's environment
+    (restored afterwards) so that boto3 here and in children finds them."""
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        with s3_server() as server:
+            yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def subprocess_drain(proc: subprocess.Popen) -> None:
     import threading
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from ray_cluster import LOOPBACK, listening_addresses, local_cluster
-from s3_server import CREDENTIALS, s3_server
+from s3_server import s3_server_for_tests
 
 pytestmark = [pytest.mark.ray, pytest.mark.s3, pytest.mark.e2e]
 pytest.importorskip("ray", reason="the Ray tests need cairn[ray] (scripts/dev.sh installs it)")
@@ -20,15 +20,8 @@ pytest.importorskip("ray", reason="the Ray tests need cairn[ray] (scripts/dev.sh
 
 @pytest.fixture(scope="module")
 def s3():
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    with s3_server() as server:
+    with s3_server_for_tests() as server:
         yield server
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +335,52 @@ def test_the_code_package_runs_where_the_flow_file_does_not_exist(runner, ray_en
     assert data.answer == 42
     assert data.where.startswith(str(node_cache)) and data.where.endswith("packaged.py")
     assert not data.where.startswith(str(runner.dir))
+
+
+def test_resume_crosses_backends(runner, ray_env):
+    """A run that failed locally resumes on Ray (its inputs exist only on this
+    machine until the sidecar uploads them), and a Ray run resumes locally."""
+    flag = runner.dir / "fail-check"
+    flow = runner.write("resumable.py", """
+        import os
+        from cairn import FlowSpec, Parameter, step
+
+        class ResumableFlow(FlowSpec):
+            size = Parameter("size", default=3 << 20)
+
+            @step
+            def start(self):
+                self.data = os.urandom(self.size)
+                self.next(self.check)
+
+            @step
+            def check(self):
+                if os.path.exists(FLAG):
+                    raise RuntimeError("failing on purpose")
+                self.where = os.environ.get("CAIRN_RAY_NODE_ID", "local")
+                self.length = len(self.data)
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            ResumableFlow()
+    """.replace("FLAG", repr(str(flag))))
+    local_only = {k: "" for k in ("CAIRN_DATASTORE_SYSROOT_S3", "CAIRN_S3_ENDPOINT_URL")}
+    flag.touch()
+    assert runner.run(flow, "run", env=local_only).returncode == 1
+    flag.unlink()
+    runner.run(flow, "resume", "--with", "ray", check=True, timeout=300)
+    from cairn import Flow
+
+    data = Flow("ResumableFlow").latest_run.data
+    assert data.where != "local" and data.length == 3 << 20
+
+    flag.touch()
+    assert runner.run(flow, "run", "--with", "ray", timeout=300).returncode == 1
+    flag.unlink()
+    runner.run(flow, "resume", "check", check=True, timeout=300)
+    data = Flow("ResumableFlow").latest_run.data
+    assert data.where == "local" and data.length == 3 << 20

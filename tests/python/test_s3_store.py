@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from s3_server import CREDENTIALS, s3_server
+from s3_server import s3_server_for_tests
 
 from cairn import _core
 from cairn.errors import CairnError, NotFoundError
@@ -20,15 +20,8 @@ pytestmark = pytest.mark.s3
 
 @pytest.fixture(scope="module")
 def server():
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    with s3_server() as s:
+    with s3_server_for_tests() as s:
         yield s
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def _store(server, bucket: str, root: Path) -> CachedStore:

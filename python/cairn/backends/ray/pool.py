@@ -104,7 +104,8 @@ class Pool:
         for a in old:
             _kill(a)
 
-    def close(self) -> None:
+    def close(self) -> list[Any]:
+        """Kills every slot; returns them (to wait for their end)."""
         with self.cond:
             actors = list(self.live | self.starting)
             self.live.clear()
@@ -113,6 +114,7 @@ class Pool:
             self.cond.notify_all()
         for a in actors:
             _kill(a)
+        return actors
 
 
 def _kill(actor: Any) -> None:

@@ -43,6 +43,7 @@ from .pool import Pool, Unschedulable
 from .resources import Request, request_of
 from .slot import CACHE_VAR, SlotActor
 
+CLOSE_WAIT_S = 20.0
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                  "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", CACHE_VAR,
                  "CAIRN_PACKAGE_SUFFIXES")
@@ -155,18 +156,26 @@ class Sidecar:
                 return
             self.running[key] = actor
             status = None
+            timed_out = False
             gen = actor.run.options(num_returns="streaming").remote(
                 key, env, payload, self.timeouts.get(step, 0.0))
             for ref in gen:
                 kind, a, b = ray.get(ref)
                 if kind == "out":
                     _write_all(fds[a - 1], b)
+                elif kind == "started":
+                    self.reply({"key": key, "started": True})  # the step's clock starts now
+                elif kind == "timeout":
+                    timed_out = True
                 else:
                     status = a
                     _write_all(fds[2], b)
             self.running.pop(key, None)
             pool.release(actor)
-            self.reply({"key": key, "status": status} if status is not None else {"key": key, "lost": True})
+            if status is None:
+                self.reply({"key": key, "lost": True})
+            else:
+                self.reply({"key": key, "status": status, "timed_out": timed_out})
         except _DEATHS as e:
             self.running.pop(key, None)
             if pool is not None and actor is not None:
@@ -213,8 +222,12 @@ class Sidecar:
             self.kill(key)
         with self.pools_lock:
             pools = list(self.pools.values())
-        for p in pools:
-            p.close()
+        actors = [a for p in pools for a in p.close()]
+        # Wait until Ray has them dead, so that when the run ends no slot, fork
+        # server or task of it is left on any node (they die with their actor).
+        ends = [a.ready.remote() for a in actors]
+        if ends:
+            ray.wait(ends, num_returns=len(ends), timeout=CLOSE_WAIT_S)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -80,7 +80,9 @@ class SlotActor:
             _killpg(pid)
 
     def run(self, key: int, env: dict[str, str], payload: bytes, timeout_s: float) -> Iterator[Any]:
-        """Yields ("out", stream, bytes) as the task writes, then ("end", status, result)."""
+        """Yields ("started", 0, b"") once the task is forked, ("out", stream,
+        bytes) as it writes, ("timeout", 0, b"") if it is killed at timeout_s,
+        and last ("end", status, result)."""
         pipes = [os.pipe() for _ in range(3)]
         env = {**env, "CAIRN_RAY_NODE_ID": self.node_id}
         header = json.dumps({"key": key, "env": env, "preload": []}).encode()
@@ -89,6 +91,7 @@ class SlotActor:
         self.sock.sendall(frame[1:])
         for _, w in pipes:
             os.close(w)
+        yield ("started", 0, b"")
         reads = [r for r, _ in pipes]
         deadline = time.monotonic() + timeout_s if timeout_s > 0 else None
         sel = selectors.DefaultSelector()
@@ -105,6 +108,7 @@ class SlotActor:
                 if not events and deadline is not None and time.monotonic() >= deadline:
                     self.kill_task(key)  # @timeout on the node; the engine's deadline backs it up
                     deadline = None
+                    yield ("timeout", 0, b"")
                 for sk, _ in events:
                     if sk.data == "sock":
                         status = self._read_replies(key, status)
