@@ -204,7 +204,8 @@ def _blocking_flow(runner, seconds: int) -> tuple[Path, Path]:
     marker = runner.dir / "marker"
     fifo = runner.dir / "fifo"
     os.mkfifo(fifo)
-    source = BLOCKING.replace("TIMEOUT", str(seconds)).replace("MARKER", str(marker)).replace("FIFO", str(fifo))
+    source = (BLOCKING.replace("TIMEOUT", str(seconds)).replace("MARKER", str(marker))
+              .replace("FIFO", str(fifo)))
     return runner.write("block.py", source), marker
 
 

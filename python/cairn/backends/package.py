@@ -19,7 +19,8 @@ MAX_BYTES = 256 * 1024 * 1024
 
 def suffixes_from_env() -> tuple[str, ...]:
     """.py, plus CAIRN_PACKAGE_SUFFIXES (or METAFLOW_DEFAULT_PACKAGE_SUFFIXES): ".txt,.json"."""
-    extra = os.environ.get("CAIRN_PACKAGE_SUFFIXES") or os.environ.get("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", "")
+    extra = (os.environ.get("CAIRN_PACKAGE_SUFFIXES")
+             or os.environ.get("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ""))
     return DEFAULT_SUFFIXES + tuple(s.strip() for s in extra.split(",") if s.strip())
 
 

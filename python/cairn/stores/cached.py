@@ -66,7 +66,8 @@ class CachedStore:
             return
         path = self.local.path_of(digest)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.fetch-{os.getpid()}-{threading.get_ident()}"
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.fetch-{os.getpid()}-{threading.get_ident()}")
         try:
             if not self.remote.download(digest, tmp):
                 raise NotFoundError(f"blob {digest} not found locally nor in the remote store")

@@ -130,9 +130,8 @@ class Sidecar:
                 if header.get("kill"):
                     self.kill(int(header["key"]))
                     continue
-                task_fds = fd_groups.popleft()
-                threading.Thread(target=self.run_task, daemon=True,
-                                 args=(int(header["key"]), header.get("env") or {}, payload, task_fds)).start()
+                args = (int(header["key"]), header.get("env") or {}, payload, fd_groups.popleft())
+                threading.Thread(target=self.run_task, daemon=True, args=args).start()
         self.close()
 
     def kill(self, key: int) -> None:
