@@ -95,7 +95,7 @@ def test_listing_and_recursive_gets(root):
         assert len(s3.get_all()) == 5
 
 
-def test_missing_keys_and_bad_roots(root, monkeypatch):
+def test_missing_keys_bad_roots_and_client_params(server, root, monkeypatch):
     with S3(s3root=root) as s3:
         s3.put("here", "x")
         missing = s3.get("gone", return_missing=True)
@@ -112,6 +112,12 @@ def test_missing_keys_and_bad_roots(root, monkeypatch):
         S3(run=type("R", (), {"pathspec": "F/1"})())
     with pytest.raises(MetaflowS3URLException, match="expected an s3://"):
         S3(s3root="/local/path")
+    with pytest.raises(CairnException, match="unsupported arguments role"):
+        S3(role="arn:aws:iam::1:role/x")
+    monkeypatch.delenv("CAIRN_S3_ENDPOINT_URL")  # client_params= gives boto3 the endpoint instead
+    with S3(s3root=root, client_params={"endpoint_url": server.endpoint}) as s3:
+        assert s3.get("here").text == "x"
+    monkeypatch.setenv("CAIRN_S3_ENDPOINT_URL", server.endpoint)
     monkeypatch.setenv("CAIRN_DATATOOLS_S3ROOT", root)
     with S3(run=type("R", (), {"pathspec": "F/1"})(), prefix="other") as s3:
         assert s3.put("k", "v") == f"s3://{root[5:].split('/')[0]}/other/F/1/k"

@@ -223,7 +223,13 @@ class S3:
         self._s3root = _root_of(bucket, prefix, run, s3root)
         self._tmproot, self._tmpdir = tmproot, None  # type: str, str | None
         self._encryption = encryption
-        self._client_kwargs = kwargs
+        unknown = sorted(set(kwargs) - {"client_params", "session_vars"})
+        if unknown:
+            raise MetaflowS3Exception(
+                f"S3() got unsupported arguments {', '.join(unknown)} (cairn takes client_params= and "
+                "session_vars=; for a role, configure it in boto3's credential chain, e.g. a profile)")
+        self._client_params = dict(kwargs.get("client_params") or {})
+        self._session_vars = dict(kwargs.get("session_vars") or {})
         self._client: Any = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -247,7 +253,8 @@ class S3:
             except ImportError:
                 raise MetaflowS3Exception("the S3 client needs boto3: pip install 'cairn[s3]'") from None
             endpoint = next((os.environ[v] for v in ENDPOINT_VARS if os.environ.get(v)), None)
-            self._client = boto3.session.Session().client("s3", endpoint_url=endpoint, **self._client_kwargs)
+            params = {"endpoint_url": endpoint, **self._client_params}
+            self._client = boto3.session.Session(**self._session_vars).client("s3", **params)
         return self._client
 
     def _call(self, url: str, fn: Callable[..., R], **kw: Any) -> R:
