@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple, TypeVar, Union
+from typing import IO, Any, NamedTuple, TypeVar
 
 from ..errors import CairnException
 from .config import ENDPOINT_VARS, SYSROOT_VARS
@@ -72,7 +72,7 @@ class S3PutObject:
     """A key to put, from a value (str or bytes) or a local file `path`."""
 
     key: str
-    value: Union[str, bytes, IO[bytes], None] = None
+    value: str | bytes | IO[bytes] | None = None
     path: str | None = None
     content_type: str | None = None
     metadata: dict[str, str] | None = None
@@ -411,7 +411,7 @@ class S3:
             extra["ServerSideEncryption"] = self._encryption
         return extra
 
-    def put(self, key: str, obj: Union[str, bytes, IO[bytes]], overwrite: bool = True,
+    def put(self, key: str, obj: str | bytes | IO[bytes], overwrite: bool = True,
             content_type: str | None = None, metadata: dict[str, str] | None = None) -> str:
         """Stores a str (as UTF-8), bytes or a binary file object; returns its URL.
         With overwrite=False an existing object is left as it is."""
