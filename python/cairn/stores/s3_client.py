@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -231,6 +232,7 @@ class S3:
         self._client_params = dict(kwargs.get("client_params") or {})
         self._session_vars = dict(kwargs.get("session_vars") or {})
         self._client: Any = None
+        self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -247,6 +249,10 @@ class S3:
             self._tmpdir = None
 
     def _boto(self) -> Any:
+        with self._lock:
+            return self._make_client()
+
+    def _make_client(self) -> Any:
         if self._client is None:
             try:
                 import boto3
@@ -281,14 +287,15 @@ class S3:
         items = list(items)
         if len(items) <= 1:
             return [fn(i) for i in items]
-        self._boto()
         with ThreadPoolExecutor(max_workers=min(_WORKERS, len(items))) as pool:
             return list(pool.map(fn, items))
 
     def _local(self) -> str:
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(dir=self._tmproot, prefix="cairn.s3.")
-        return self._tmpdir
+        """The temporary directory, made once even when threads ask at once."""
+        with self._lock:
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.mkdtemp(dir=self._tmproot, prefix="cairn.s3.")
+            return self._tmpdir
 
     # -- reading ---------------------------------------------------------------
 
