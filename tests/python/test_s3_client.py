@@ -66,6 +66,7 @@ def test_many_files_ranges_and_overwrite(root, tmp_path):
         assert s3.put_many(pairs) == [(k, f"{root}/{k}") for k, _ in pairs]
         got = s3.get_many([f"many/{i}" for i in reversed(range(20))])
         assert [o.text for o in got] == [f"value {i}" for i in reversed(range(20))]
+        assert len(list(tmp_path.glob("cairn.s3.*"))) == 1  # one directory, in tmproot (the cwd)
         put = s3.put_files([("files/0", str(files[0])),
                             S3PutObject("files/1", path=str(files[1]), metadata={"n": "1"})])
         assert [k for k, _ in put] == ["files/0", "files/1"]
@@ -81,6 +82,7 @@ def test_many_files_ranges_and_overwrite(root, tmp_path):
         assert s3.get("many/0").text == "value 0"
         s3.put("many/0", "changed")
         assert s3.get("many/0").text == "changed"
+    assert not list(tmp_path.glob("cairn.s3.*"))
 
 
 def test_listing_and_recursive_gets(root):
