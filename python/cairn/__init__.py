@@ -65,6 +65,7 @@ from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
 from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
 from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_step_decorator  # noqa: E402
+from .stores.s3_client import S3, MetaflowS3Exception, MetaflowS3NotFound  # noqa: E402
 from .excepthook import install as _install_excepthook  # noqa: E402
 
 _install_excepthook()
@@ -75,3 +76,5 @@ __all__ += [
     "schedule", "secrets", "trigger",
     "trigger_on_finish", "user_step_decorator",
 ]
+# Metaflow's S3 client (boto3 is imported on its first request) and its main errors.
+__all__ += ["MetaflowS3Exception", "MetaflowS3NotFound", "S3"]
