@@ -51,6 +51,14 @@ constexpr size_t kMappedWriteSize = 32u << 20;
 constexpr int kCopyThreads = 2;
 constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 constexpr size_t kHugePageSize = 2u << 20;
+// Put re-verifies an existing blob in full (Get: map or decompress, then
+// hash) before trusting it when that is cheap next to the hash Put already
+// computed: raw blobs up to kVerifyRawMax, zstd blobs (decompression runs at
+// ~1 GB/s) up to kVerifyZstdMax. Bigger ones get the cheap header and size
+// check, plus the bad marker a failed Get leaves (docs/datastore.md).
+constexpr uint64_t kVerifyRawMax = 256u << 20;
+constexpr uint64_t kVerifyZstdMax = 16u << 20;
+constexpr char kBadSuffix[] = ".bad";
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
 
@@ -335,7 +343,9 @@ Result<std::unique_ptr<MappedBlob>> Decompress(const uint8_t* body, size_t body_
 // Whether the file at `path` has the header of the value about to be stored
 // and the size that implies: a cheap check that catches a blob cut short by
 // a power loss (no fsync), so that storing the value again repairs it.
-bool LooksIntact(const std::string& path, std::span<const ByteView> segments, uint64_t size) {
+// `codec_out` receives the stored codec.
+bool LooksIntact(const std::string& path, std::span<const ByteView> segments, uint64_t size,
+                 uint32_t* codec_out) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st;
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) return false;
@@ -346,6 +356,7 @@ bool LooksIntact(const std::string& path, std::span<const ByteView> segments, ui
     return false;
   }
   uint32_t codec = GetU32(&actual[12]);
+  *codec_out = codec;
   PutU32(&actual[12], kRaw);  // either codec is fine
   if (actual != expected) return false;
   std::vector<uint64_t> lengths;
@@ -381,18 +392,20 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   for (const ByteView& s : segments) result.size += s.size;
   result.digest = DigestOf(segments);
   std::string path = PathOf(result.digest);
-  if (Exists(path)) {
-    if (LooksIntact(path, segments, result.size)) {
-      result.existed = true;
-      return result;
-    }
-    // Damaged (see LooksIntact): write it again; the rename replaces it.
+  if (Exists(path) && ExistingIsSound(path, result.digest, segments, result.size)) {
+    // Reused: its mtime says so, which `cairn gc` reads as "in use"
+    // (docs/datastore.md). Best effort: another user's blob may refuse it.
+    ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+    result.existed = true;
+    return result;
   }
+  // Absent or damaged: write it (again); the rename replaces a damaged one.
   CAIRN_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.find_last_of('/'))));
+  CAIRN_RETURN_IF_ERROR(MakeDirs(TempDir()));
 
   Codec codec = LooksCompressible(segments, result.size) ? kZstd : kRaw;
   std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
-  std::string tmp = UniqueTempPath(path);
+  std::string tmp = TempPathFor(result.digest);
   // Mode read-only: a blob never changes, and a raw blob's unmodified pages
   // are shared with the file by every reader's private mapping. Opened
   // read-write all the same (a shared mapping needs it; the mode applies to
@@ -425,14 +438,32 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
     ::unlink(tmp.c_str());
     return s;
   }
+  ::unlink((path + kBadSuffix).c_str());  // repaired, if it was marked bad
   result.stored_size = static_cast<uint64_t>(st.st_size);
   return result;
+}
+
+bool ArtifactStore::ExistingIsSound(const std::string& path, const std::string& digest,
+                                    std::span<const ByteView> segments, uint64_t size) const {
+  uint32_t codec = kRaw;
+  if (!LooksIntact(path, segments, size, &codec)) return false;
+  if (size <= (codec == kRaw ? kVerifyRawMax : kVerifyZstdMax)) return Get(digest).ok();
+  return !Exists(path + kBadSuffix);
+}
+
+std::string ArtifactStore::TempDir() const { return root_ + "/objects/tmp"; }
+
+std::string ArtifactStore::TempPathFor(const std::string& digest) const {
+  // UniqueTempPath puts the writer's pid in the name: SweepTempFiles knows
+  // a leftover from a dead writer by it.
+  return UniqueTempPath(TempDir() + "/" + digest);
 }
 
 Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) const {
   if (!IsDigest(digest)) return Status::InvalidArgument("not a blob digest: \"" + digest + "\"");
   std::string path = PathOf(digest);
   auto corrupt = [&](std::string_view why) {
+    MarkBad(path);
     return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
   };
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -505,6 +536,13 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
   }
   if (blob->Digest() != digest) return corrupt("content does not match its digest");
   return std::unique_ptr<Blob>(std::move(blob));
+}
+
+void ArtifactStore::MarkBad(const std::string& path) const {
+  // Best effort (a reader may not be allowed to write): without the marker,
+  // a Put of a big blob trusts the header and size check alone.
+  int fd = ::open((path + kBadSuffix).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) ::close(fd);
 }
 
 }  // namespace cairn
