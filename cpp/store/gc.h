@@ -31,7 +31,7 @@ struct GcOptions {
 
 // Removes stale temp files: blobs being written (root/objects/tmp/, and the
 // `.<name>.tmp-<pid>-…` files of older versions next to the blobs when
-// `deep`) and payload files (root/tmp/cairn-payload-<pid>-…). A temp file
+// `deep`) and the payload files older versions left (root/tmp/cairn-payload-…). A temp file
 // is stale when the process named in it is gone, or when it is older than
 // temp_max_age_s (a pid can be reused). Cheap without `deep`: two small
 // directories. Missing directories are fine.
