@@ -30,19 +30,17 @@ int64_t DeadPid() {
   return pid;
 }
 
-void Touch(const std::string& path, double mtime) {
-  ASSERT_OK(WriteFileAtomic(path, "some bytes"));
+void SetMtime(const std::string& path, double mtime) {
   struct timespec times[2];
   times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(mtime);
   times[0].tv_nsec = times[1].tv_nsec = 0;
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
 }
 
-void SetMtime(const std::string& path, double mtime) {
-  struct timespec times[2];
-  times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(mtime);
-  times[0].tv_nsec = times[1].tv_nsec = 0;
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+// A 10-byte file modified at `mtime`.
+void Touch(const std::string& path, double mtime) {
+  ASSERT_OK(WriteFileAtomic(path, "some bytes"));
+  SetMtime(path, mtime);
 }
 
 Result<std::string> ReadDirNames(const std::string& dir) {

@@ -59,8 +59,8 @@ def wait_until(condition, timeout: float = 60) -> bool:
     return condition()
 
 
-def interrupted_run(runner):
-    """Run 1, interrupted with SIGINT once exactly 5 of its 8 splits are recorded."""
+def interrupted_run(runner, sig: int = signal.SIGINT):
+    """Run 1, interrupted with `sig` once exactly 5 of its 8 splits are recorded."""
     flow = runner.write("split_flow.py", SPLIT_FLOW)
     engine = subprocess.Popen([sys.executable, str(flow), "run"], cwd=runner.dir, env=runner.env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,8 +74,8 @@ def interrupted_run(runner):
 
     try:
         assert wait_until(five_recorded), "five splits never finished"
-        engine.send_signal(signal.SIGINT)
-        assert engine.wait(timeout=60) == 130
+        engine.send_signal(sig)
+        assert engine.wait(timeout=60) == (130 if sig == signal.SIGINT else -sig)
     finally:
         if engine.poll() is None:
             engine.kill()
@@ -105,3 +105,12 @@ def test_resume_reruns_every_split_of_a_step_whose_code_changed(runner):
     run = Flow("SplitFlow")["2"]
     assert not any(t.origin_pathspec for t in run["train"])
     assert run["join"].task.data.scores == [i * 100 for i in range(8)]
+
+
+def test_resume_after_kill_9_clones_the_recorded_splits(runner):
+    flow = interrupted_run(runner, signal.SIGKILL)
+    proc = runner.run(flow, "resume", check=True)
+    assert "cloned 5 of 8 splits of 'train': the rest had not finished in run 1" in proc.stdout
+    run = Flow("SplitFlow")["2"]
+    assert sorted(t.index for t in run["train"] if t.origin_pathspec) == [0, 1, 2, 3, 4]
+    assert run["join"].task.data.scores == [i * 10 for i in range(8)]
