@@ -116,6 +116,27 @@ bool RemoveBlob(const ArtifactStore& store, const FileEntry& f, double horizon) 
   return true;
 }
 
+// The live card files (root/live/<run_id>/) of every run not in `live`: a
+// task that died leaves its own behind (docs/datastore.md, "Cards").
+Status SweepLiveCards(const std::string& root, const std::unordered_set<int64_t>& live,
+                      const GcOptions& options, Reclaimed* out) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root + "/live", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || name.size() > 18 ||
+        !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    if (live.count(std::stoll(name))) continue;
+    CAIRN_ASSIGN_OR_RETURN(std::vector<FileEntry> files, ListFiles(e.path().string()));
+    for (const FileEntry& f : files) {
+      if (options.dry_run || ::unlink(f.path.c_str()) == 0 || errno == ENOENT) out->Add(f.size);
+    }
+    if (!options.dry_run) ::rmdir(e.path().c_str());  // fails harmlessly if not empty
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<Reclaimed> SweepTempFiles(const std::string& root, const GcOptions& options, bool deep) {
@@ -146,11 +167,14 @@ Result<GcReport> CollectGarbage(Datastore& ds, const GcOptions& options) {
   CAIRN_ASSIGN_OR_RETURN(report.temp, SweepTempFiles(ds.root(), options, options.blobs));
   report.horizon = now - options.grace_s;
   CAIRN_ASSIGN_OR_RETURN(std::vector<RunningRun> running, ds.RunningRuns());
+  std::unordered_set<int64_t> live;
   for (const RunningRun& r : running) {
     if (!ProcessAlive(r.engine_pid)) continue;
-    ++report.live_runs;
+    live.insert(r.run_id);
     report.horizon = std::min(report.horizon, r.created_at);
   }
+  report.live_runs = static_cast<int64_t>(live.size());
+  CAIRN_RETURN_IF_ERROR(SweepLiveCards(ds.root(), live, options, &report.temp));
   if (!options.blobs) return report;
 
   // References are read after the listing's horizon is fixed: a blob written

@@ -38,7 +38,7 @@ struct GcOptions {
 Result<Reclaimed> SweepTempFiles(const std::string& root, const GcOptions& options, bool deep = false);
 
 struct GcReport {
-  Reclaimed temp;            // stale temp files
+  Reclaimed temp;            // stale temp files, and live cards of runs not running
   Reclaimed blobs;           // unreferenced blob files
   Reclaimed small_blobs;     // unreferenced rows of the blobs table
   Reclaimed kept;            // unreferenced, but too young (grace, a live run)
@@ -47,7 +47,8 @@ struct GcReport {
   int64_t live_runs = 0;     // runs whose engine is alive
 };
 
-// Sweeps temp files and, with options.blobs, removes unreferenced blobs
+// Sweeps temp files and the live card files of runs whose engine is gone
+// (root/live/<run_id>/) and, with options.blobs, removes unreferenced blobs
 // modified before the horizon: min(now - grace_s, start of the oldest run
 // whose engine is alive). Put refreshes a reused blob's mtime, so a blob a
 // running task just reused is young again. With dry_run, only counts.

@@ -78,6 +78,8 @@ def _configure_du(p: argparse.ArgumentParser) -> None:
 def _du(args: argparse.Namespace) -> int:
     usage = _open(args.datastore_root, readonly=True).measure_usage(grace_s=parse_duration(args.grace))
     r = usage["reclaimable"]
+    reclaimable = (f"{_count(r['blobs'], 'blobs')}, {_count(r['small_blobs'], 'small blobs')}"
+                   " and the temp files: cairn gc --blobs")
     rows = [
         ("runs", f"{usage['runs']:,} ({usage['live_runs']} running)"),
         ("blobs", _count(r["scanned"], "files")),
@@ -85,8 +87,7 @@ def _du(args: argparse.Namespace) -> int:
         ("database", human_bytes(usage["database_bytes"])),
         ("logs", human_bytes(usage["log_bytes"])),
         ("stale temp files", _count(r["temp"], "files")),
-        ("reclaimable", f"{_count(r['blobs'], 'blobs')}, {_count(r['small_blobs'], 'small blobs')}"
-                        f" and the temp files: cairn gc --blobs"),
+        ("reclaimable", reclaimable),
     ]
     for name, value in rows:
         print(f"{name:<17}{value}")

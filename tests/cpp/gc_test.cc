@@ -179,5 +179,21 @@ TEST_F(GcTest, KeepsWhatALiveRunMayReferAndWhatAPutReused) {
   EXPECT_TRUE(Exists(store_.PathOf(reused)));
 }
 
+TEST_F(GcTest, RemovesTheLiveCardsOfRunsThatAreNotRunning) {
+  RunRecord done = RecordRun({});
+  ASSERT_OK(ds_->FinishRun(done.run_id, "failed"));
+  RunRecord running = RecordRun({});  // its engine (this process) is alive
+  std::string dead_dir = root_ + "/live/" + std::to_string(done.run_id);
+  std::string live_dir = root_ + "/live/" + std::to_string(running.run_id);
+  ASSERT_OK(MakeDirs(dead_dir));
+  ASSERT_OK(MakeDirs(live_dir));
+  Touch(dead_dir + "/3.0.0.html", WallSeconds());
+  Touch(live_dir + "/3.0.0.html", WallSeconds());
+  ASSERT_OK_AND_ASSIGN(GcReport report, CollectGarbage(*ds_, GcOptions{}));
+  EXPECT_EQ(report.temp.files, 1);
+  EXPECT_FALSE(Exists(dead_dir));
+  EXPECT_TRUE(Exists(live_dir + "/3.0.0.html"));
+}
+
 }  // namespace
 }  // namespace cairn
