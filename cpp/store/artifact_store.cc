@@ -419,10 +419,11 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   for (const ByteView& s : segments) result.size += s.size;
   result.digest = DigestOf(segments);
   std::string path = PathOf(result.digest);
-  if (Exists(path) && ExistingIsSound(path, result.digest, segments, result.size)) {
-    // Reused: its mtime says so, which `cairn gc` reads as "in use"
-    // (docs/datastore.md). Best effort: another user's blob may refuse it.
-    ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+  // Reused only if its mtime can say so: `cairn gc` reads a fresh mtime as
+  // "in use" (docs/datastore.md). Another user's blob may refuse the touch;
+  // then it is written anew, which is always safe.
+  if (Exists(path) && ExistingIsSound(path, result.digest, segments, result.size) &&
+      ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) == 0) {
     result.existed = true;
     return result;
   }
