@@ -243,6 +243,26 @@ def table(cases: list[Case], results: dict, errors: dict, sizes: Sizes, smoke: b
     return lines, ok
 
 
+def below_10x(cases: list[Case], results: dict) -> list[str]:
+    """The summary's last line: the cases whose headline figure (their first
+    metric) is less than 10x better than Metaflow's, with their ratios."""
+    slow, compared = [], 0
+    for case in cases:
+        key = case.metrics[0].key
+        c = median_of(results[case.name].get("cairn", []), key)
+        m = median_of(results[case.name].get("metaflow", []), key)
+        if not c or not m:
+            continue
+        compared += 1
+        if m / c < 10:
+            slow.append(f"{case.name} ({m / c:.1f}x)")
+    if not compared:
+        return []
+    if not slow:
+        return ["Every case compared is at least 10x Metaflow."]
+    return [f"Below 10x Metaflow: {', '.join(slow)} (see each case's floor in docs/performance.md)."]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = Sizes.smoke() if args.smoke else Sizes()
@@ -265,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         run_case(case, fws, args, sizes, work, results, errors)
     lines, ok = table(cases, results, errors, sizes, args.smoke, compare)
+    if compare:
+        lines += ["", *below_10x(cases, results)]
     print("\n".join(lines))
     for case in cases:
         for fw, err in errors[case.name].items():

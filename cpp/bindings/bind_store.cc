@@ -41,6 +41,29 @@ py::list GetBlob(const ArtifactStore& store, const std::string& digest) {
   return segments;
 }
 
+// A one-segment blob as a new bytes (or bytearray) object: the file is read
+// straight into the object's memory and verified there, one copy in all.
+py::object GetBytes(const ArtifactStore& store, const std::string& digest, bool as_bytearray) {
+  PyObject* out = nullptr;
+  Status status;
+  {
+    py::gil_scoped_release release;
+    status = store.GetInto(digest, [&](uint64_t size) -> uint8_t* {
+      py::gil_scoped_acquire acquire;
+      auto n = static_cast<Py_ssize_t>(size);
+      out = as_bytearray ? PyByteArray_FromStringAndSize(nullptr, n) : PyBytes_FromStringAndSize(nullptr, n);
+      if (out == nullptr) {
+        PyErr_Clear();
+        return nullptr;
+      }
+      return reinterpret_cast<uint8_t*>(as_bytearray ? PyByteArray_AS_STRING(out) : PyBytes_AS_STRING(out));
+    });
+  }
+  py::object owned = py::reinterpret_steal<py::object>(out);
+  ThrowIfError(status);
+  return owned;
+}
+
 // Views of Python buffers (bytes, memoryview, PickleBuffer.raw()); `infos`
 // keeps each buffer exported while the views are in use.
 std::vector<ByteView> ViewsOf(const py::list& parts, std::vector<py::buffer_info>* infos) {
@@ -134,6 +157,8 @@ void BindStore(py::module_& m) {
       .def(py::init<std::string>(), py::arg("root"))
       .def("put", &PutBlob, "Stores a list of buffers as one blob; returns (digest, size, stored_size).")
       .def("get", &GetBlob, "Reads a blob back as a list of writable memoryviews; verifies its digest.")
+      .def("get_bytes", &GetBytes, py::arg("digest"), py::arg("as_bytearray") = false,
+           "Reads a one-segment blob into a new bytes (or bytearray); verifies its digest.")
       .def("has", &ArtifactStore::Has)
       .def("path_of", &ArtifactStore::PathOf);
 

@@ -51,6 +51,7 @@ constexpr size_t kMappedWriteSize = 32u << 20;
 constexpr int kCopyThreads = 2;
 constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 constexpr size_t kHugePageSize = 2u << 20;
+constexpr size_t kReadChunk = 1u << 20;  // GetInto's pread size
 // Put re-verifies an existing blob in full before trusting it when that is
 // cheap next to the hash Put already computed: raw blobs up to kVerifyRawMax
 // (read and compared with the value), zstd blobs up to kVerifyZstdMax (Get:
@@ -488,90 +489,171 @@ std::string ArtifactStore::TempPathFor(const std::string& digest) const {
   return UniqueTempPath(TempDir() + "/" + digest);
 }
 
-Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) const {
+namespace {
+
+// What a blob file's header says, checked against the file's size.
+struct BlobHeader {
+  uint32_t codec = kRaw;
+  std::vector<uint64_t> lengths;
+  uint64_t size = 0;         // logical bytes
+  size_t body_offset = 0;
+  uint64_t file_size = 0;
+};
+
+// A damaged blob: marked bad (best effort: a reader may not be allowed to
+// write), so that the next Put of its value rewrites it even where Put
+// trusts a big blob's header and size, then reported.
+Status Corrupt(const std::string& digest, const std::string& path, std::string_view why) {
+  int marker = ::open((path + kBadSuffix).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (marker >= 0) ::close(marker);
+  return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
+}
+
+// A blob file opened for reading, its header read and checked.
+struct OpenedBlob {
+  std::string path;
+  std::unique_ptr<ScopedFd> file;
+  BlobHeader h;
+};
+
+// Opens the blob `digest` at `path` and reads its header. kNotFound if
+// absent; kCorruption if the header cannot be right.
+Result<OpenedBlob> OpenBlob(const std::string& digest, std::string path) {
   if (!IsDigest(digest)) return Status::InvalidArgument("not a blob digest: \"" + digest + "\"");
-  std::string path = PathOf(digest);
-  auto corrupt = [&](std::string_view why) {
-    MarkBad(path);
-    return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
-  };
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
+  auto corrupt = [&](std::string_view why) { return Corrupt(digest, path, why); };
+  auto file = std::make_unique<ScopedFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  int fd = file->get();
+  if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound("blob " + digest + " not found (" + path + ")");
     return Status::FromErrno(errno, "open " + path);
   }
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
-  uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  BlobHeader h;
+  h.file_size = static_cast<uint64_t>(st.st_size);
 
   uint8_t fixed[kFixedHeaderSize];
-  if (file_size < kFixedHeaderSize) return corrupt("shorter than a header");
-  CAIRN_RETURN_IF_ERROR(ReadExactly(fd.get(), fixed, sizeof(fixed), 0, path));
+  if (h.file_size < kFixedHeaderSize) return corrupt("shorter than a header");
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd, fixed, sizeof(fixed), 0, path));
   if (std::memcmp(fixed, kMagic, sizeof(kMagic)) != 0) return corrupt("not a cairn blob");
   uint32_t version = GetU32(&fixed[8]);
   if (version != kFormatVersion) {
     return corrupt("blob format version " + std::to_string(version) + ", this cairn reads " +
                    std::to_string(kFormatVersion));
   }
-  uint32_t codec = GetU32(&fixed[12]);
+  h.codec = GetU32(&fixed[12]);
   uint64_t count = GetU64(&fixed[16]);
-  uint64_t size = GetU64(&fixed[24]);
-  if (codec != kRaw && codec != kZstd) return corrupt("unknown codec " + std::to_string(codec));
-  if (count > (file_size - kFixedHeaderSize) / 8) return corrupt("truncated header");
-  std::vector<uint64_t> lengths(count);
+  h.size = GetU64(&fixed[24]);
+  if (h.codec != kRaw && h.codec != kZstd) return corrupt("unknown codec " + std::to_string(h.codec));
+  if (count > (h.file_size - kFixedHeaderSize) / 8) return corrupt("truncated header");
+  h.lengths.resize(count);
   std::vector<uint8_t> raw_lengths(8 * count);
-  CAIRN_RETURN_IF_ERROR(
-      ReadExactly(fd.get(), raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
+  CAIRN_RETURN_IF_ERROR(ReadExactly(fd, raw_lengths.data(), raw_lengths.size(), kFixedHeaderSize, path));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    lengths[i] = GetU64(&raw_lengths[8 * i]);
-    sum += lengths[i];
-    if (sum < lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
+    h.lengths[i] = GetU64(&raw_lengths[8 * i]);
+    sum += h.lengths[i];
+    if (sum < h.lengths[i] || sum > (uint64_t{1} << 48)) return corrupt("impossible segment sizes");
   }
-  if (sum != size) return corrupt("segment lengths do not add up to the size");
-  size_t body_offset = AlignUp(kFixedHeaderSize + 8 * count);
-  if (body_offset > file_size) return corrupt("truncated");
+  if (sum != h.size) return corrupt("segment lengths do not add up to the size");
+  h.body_offset = AlignUp(kFixedHeaderSize + 8 * count);
+  if (h.body_offset > h.file_size) return corrupt("truncated");
+  if (h.codec == kRaw && h.body_offset + LayOut(h.lengths).end != h.file_size) {
+    return corrupt("truncated or overlong");
+  }
+  if (h.codec == kZstd && h.body_offset == h.file_size) return corrupt("truncated");
+  return OpenedBlob{std::move(path), std::move(file), std::move(h)};
+}
+
+// Decompresses the one zstd frame of `body` into out[0, size).
+Status DecompressInto(const uint8_t* body, size_t body_size, uint8_t* out, uint64_t size) {
+  unsigned long long frame_size = ZSTD_getFrameContentSize(body, body_size);
+  if (frame_size != size) return Status::Corruption("zstd frame size does not match header");
+  size_t got = ZSTD_decompress(out, size, body, body_size);
+  if (ZSTD_isError(got)) return Status::Corruption(ZSTD_getErrorName(got));
+  if (got != size) return Status::Corruption("zstd body ends early");
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) const {
+  CAIRN_ASSIGN_OR_RETURN(OpenedBlob b, OpenBlob(digest, PathOf(digest)));
+  const BlobHeader& h = b.h;
+  const std::string& path = b.path;
+  const ScopedFd& fd = *b.file;
 
   std::unique_ptr<MappedBlob> blob;
-  if (codec == kRaw) {
-    Layout layout = LayOut(lengths);
-    if (body_offset + layout.end != file_size) return corrupt("truncated or overlong");
+  if (h.codec == kRaw) {
+    Layout layout = LayOut(h.lengths);
     // Private and writable: callers may scribble on the segments (numpy
     // arrays built on them are writable) and only their copy of a page
-    // changes, never the file. No MAP_POPULATE: it would copy every page of
-    // a writable private mapping up front, and read faults already map 16
-    // pages at a time (fault-around).
-    void* base = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
+    // changes, never the file. Not populated: MAP_POPULATE would copy every
+    // page of a writable private mapping, and populating read-only and then
+    // mprotect()ing costs more CPU than the read faults it saves (they map
+    // 16 pages each: fault-around; measured in docs/performance.md).
+    void* base = mmap(nullptr, h.file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
-    blob = std::make_unique<MappedBlob>(base, file_size);
-    for (size_t i = 0; i < count; ++i) {
-      blob->AddSegment(body_offset + layout.offsets[i], lengths[i]);
+    blob = std::make_unique<MappedBlob>(base, h.file_size);
+    for (size_t i = 0; i < h.lengths.size(); ++i) {
+      blob->AddSegment(h.body_offset + layout.offsets[i], h.lengths[i]);
     }
   } else {
-    size_t body_size = file_size - body_offset;
-    if (body_size == 0) return corrupt("truncated");
-    void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    void* map = mmap(nullptr, h.file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
-    Result<std::unique_ptr<MappedBlob>> decoded = Decompress(
-        static_cast<const uint8_t*>(map) + body_offset, body_size, lengths, size);
-    munmap(map, file_size);
+    Result<std::unique_ptr<MappedBlob>> decoded =
+        Decompress(static_cast<const uint8_t*>(map) + h.body_offset, h.file_size - h.body_offset,
+                   h.lengths, h.size);
+    munmap(map, h.file_size);
     if (!decoded.ok()) {
       if (decoded.status().code() == Status::Code::kCorruption) {
-        return corrupt(decoded.status().message());
+        return Corrupt(digest, path, decoded.status().message());
       }
       return decoded.status();
     }
     blob = std::move(decoded).value();
   }
-  if (blob->Digest() != digest) return corrupt("content does not match its digest");
+  if (blob->Digest() != digest) return Corrupt(digest, path, "content does not match its digest");
   return std::unique_ptr<Blob>(std::move(blob));
 }
 
-void ArtifactStore::MarkBad(const std::string& path) const {
-  // Best effort (a reader may not be allowed to write): without the marker,
-  // a Put of a big blob trusts the header and size check alone.
-  int fd = ::open((path + kBadSuffix).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd >= 0) ::close(fd);
+Status ArtifactStore::GetInto(const std::string& digest,
+                              const std::function<uint8_t*(uint64_t size)>& allocate) const {
+  CAIRN_ASSIGN_OR_RETURN(OpenedBlob b, OpenBlob(digest, PathOf(digest)));
+  const BlobHeader& h = b.h;
+  const std::string& path = b.path;
+  const ScopedFd& fd = *b.file;
+  if (h.lengths.size() != 1) {
+    return Status::InvalidArgument("blob " + digest + " has " + std::to_string(h.lengths.size()) +
+                                   " segments, not one");
+  }
+  uint8_t* out = allocate(h.size);
+  if (out == nullptr) {
+    return Status::IOError("out of memory reading blob " + digest + " (" + std::to_string(h.size) +
+                           " bytes)");
+  }
+  Hasher hasher;  // DigestOf of one segment, fed as it is read
+  hasher.UpdateU64(1);
+  hasher.UpdateU64(h.size);
+  if (h.codec == kRaw) {
+    // Chunks small enough that each is hashed while still in the cache.
+    for (uint64_t done = 0; done < h.size;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kReadChunk, h.size - done));
+      CAIRN_RETURN_IF_ERROR(ReadExactly(fd.get(), out + done, n, h.body_offset + done, path));
+      hasher.Update(out + done, n);
+      done += n;
+    }
+  } else {
+    void* map = mmap(nullptr, h.file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
+    Status s = DecompressInto(static_cast<const uint8_t*>(map) + h.body_offset,
+                              h.file_size - h.body_offset, out, h.size);
+    munmap(map, h.file_size);
+    if (!s.ok()) return s.code() == Status::Code::kCorruption ? Corrupt(digest, path, s.message()) : s;
+    hasher.Update(out, h.size);
+  }
+  if (hasher.HexDigest() != digest) return Corrupt(digest, path, "content does not match its digest");
+  return Status::OK();
 }
 
 }  // namespace cairn

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,8 +27,8 @@ struct PutResult {
 };
 
 // A blob read back. Owns its memory (a private, copy-on-write mapping of the
-// file for raw blobs, or a heap buffer for compressed ones). Segments are
-// writable views into it.
+// file for raw blobs, or anonymous memory for compressed ones). Segments are
+// writable views into it; writing copies only the pages written.
 class Blob {
  public:
   virtual ~Blob() = default;
@@ -47,6 +48,14 @@ class ArtifactStore {
   // kNotFound if absent; kCorruption if its content no longer matches (and
   // then the blob is marked bad, so that the next Put of it rewrites it).
   Result<std::unique_ptr<Blob>> Get(const std::string& digest) const;
+  // Reads a one-segment blob (a bytes value) into memory the caller owns:
+  // `allocate(size)` is called once with the segment's size and returns
+  // where to put it (nullptr: out of memory). One copy from the page cache,
+  // no mapping; the digest is verified on the copy, and on any error the
+  // memory's content is unspecified. kInvalidArgument if the blob has
+  // several segments (use Get).
+  Status GetInto(const std::string& digest,
+                 const std::function<uint8_t*(uint64_t size)>& allocate) const;
   bool Has(const std::string& digest) const;
   std::string PathOf(const std::string& digest) const;
   // Where blobs are written before being renamed into place: root/objects/tmp.
@@ -56,7 +65,6 @@ class ArtifactStore {
   bool ExistingIsSound(const std::string& path, const std::string& digest,
                        std::span<const ByteView> segments, uint64_t size) const;
   std::string TempPathFor(const std::string& digest) const;
-  void MarkBad(const std::string& path) const;
 
   std::string root_;
 };

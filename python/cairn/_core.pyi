@@ -28,7 +28,9 @@ class ArtifactStore:
     def put(self, parts: list[Any]) -> tuple[str, int, int]:
         """Stores buffers as one blob: (digest, size, stored_size)."""
     def get(self, digest: str) -> list[memoryview]:
-        """Writable views of the blob's segments; raises on a digest mismatch."""
+        """Copy-on-write views of the blob's segments; raises on a digest mismatch."""
+    def get_bytes(self, digest: str, as_bytearray: bool = False) -> bytes | bytearray:
+        """A one-segment blob read into a new bytes (bytearray); raises on a digest mismatch."""
     def has(self, digest: str) -> bool: ...
     def path_of(self, digest: str) -> str: ...
 

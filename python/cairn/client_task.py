@@ -155,21 +155,36 @@ class Task(CairnObject):
         self._setup(f"{run.pathspec}/{record.step}/{record.task_id}", run._root, run._ns)
         self._run, self._rec, self._step = run, record, step
         self._attempt: int | None = None
-        self._artifacts: dict[str, DataArtifact] | None = None
+        self._artifacts: dict[str, DataArtifact] = {}
+        self._artifact_records: dict[str, Any] | None = None
+
+    def _records_by_name(self) -> dict[str, Any]:
+        if self._artifact_records is None:
+            # Cards are stored as artifacts with a reserved name; get_cards reads them.
+            self._artifact_records = {a.name: a for a in self._rec.artifacts
+                                      if not a.name.startswith("_cairn_card.")}
+        return self._artifact_records
+
+    def _artifact(self, name: str) -> DataArtifact | None:
+        """One DataArtifact, made on first use (a notebook reading one value
+        from each of 10,000 tasks makes 10,000, not one per artifact)."""
+        art = self._artifacts.get(name)
+        if art is None:
+            record = self._records_by_name().get(name)
+            if record is None:
+                return None
+            art = self._artifacts[name] = DataArtifact._make(self, record)
+        return art
 
     def _artifact_map(self) -> dict[str, DataArtifact]:
-        if self._artifacts is None:
-            # Cards are stored as artifacts with a reserved name; get_cards reads them.
-            self._artifacts = {a.name: DataArtifact._make(self, a) for a in self._rec.artifacts
-                               if not a.name.startswith("_cairn_card.")}
-        return self._artifacts
+        return {name: self._artifact(name) for name in self._records_by_name()}  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[DataArtifact]:
         # As in Metaflow, names starting with '_' are private: reachable by name only.
         return iter([a for a in self._artifact_map().values() if not a.id.startswith("_")])
 
     def __getitem__(self, name: str) -> DataArtifact:
-        art = self._artifact_map().get(name)
+        art = self._artifact(name)
         if art is None:
             raise ChildNotFound(f"DataArtifact('{self.pathspec}/{name}') does not exist")
         return art
@@ -180,7 +195,7 @@ class Task(CairnObject):
 
     @property
     def data(self) -> MetaflowData:
-        return MetaflowData(self._artifact_map(), self.pathspec)
+        return MetaflowData(self)
 
     @property
     def parent(self) -> Step:
@@ -300,10 +315,10 @@ class DataArtifact(CairnObject):
     def data(self) -> Any:
         if self._value is _UNSET:
             try:
-                segments = _client._artifact_store(self._root).get(self._rec.digest)
+                store = _client._artifact_store(self._root)
+                self._value = serializers.load(store, self._rec.digest, self._rec.encoding, self._rec.size)
             except _core.Error as e:
                 raise type(e)(f"artifact {self.pathspec}: {e}") from e
-            self._value = serializers.loads(segments, self._rec.encoding)
         return self._value
 
     size = property(lambda self: self._rec.size, doc="Bytes of the stored value, uncompressed.")
@@ -356,23 +371,22 @@ class MetaflowArtifacts:
 class MetaflowData:
     """`task.data`: artifact values as attributes, each read on first access."""
 
-    def __init__(self, artifacts: dict[str, DataArtifact], pathspec: str):
-        self._artifacts = artifacts
-        self._pathspec = pathspec
+    def __init__(self, task: Task):
+        self._task = task
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        art = self._artifacts.get(name)
+        art = self._task._artifact(name)
         if art is None:
-            raise AttributeError(f"task {self._pathspec} has no artifact '{name}'")
+            raise AttributeError(f"task {self._task.pathspec} has no artifact '{name}'")
         return art.data
 
     def __contains__(self, name: str) -> bool:
-        return name in self._artifacts
+        return name in self._task._records_by_name()
 
     def __dir__(self) -> list[str]:
-        return sorted(n for n in self._artifacts if not n.startswith("_"))
+        return sorted(n for n in self._task._records_by_name() if not n.startswith("_"))
 
     def __repr__(self) -> str:
         return f"<MetaflowData: {', '.join(self.__dir__())}>"

@@ -2,7 +2,9 @@
 
 Pickle protocol 5 with out-of-band buffers: a numpy array's memory goes to
 the store as its own segment without a copy, and comes back as a view of the
-blob's copy-on-write mapping. Top-level bytes are stored as they are."""
+blob's copy-on-write mapping (no copy; writing to it copies only the pages
+written). Top-level bytes are stored as they are and read back with one
+copy."""
 
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ from typing import Any
 PICKLE = "pickle5"
 BYTES = "bytes"
 BYTEARRAY = "bytearray"
+
+# Blobs up to this size are not files: they travel inside payloads and
+# results and the engine keeps them in SQLite (docs/datastore.md). A file per
+# tiny value costs an inode, the largest part of a short task's time.
+INLINE_MAX = 4096
 
 
 def type_name(obj: Any) -> str:
@@ -31,6 +38,17 @@ def dumps(obj: Any) -> tuple[list[Any], str]:
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     return [data, *(b.raw() for b in buffers)], PICKLE
+
+
+def load(store: Any, digest: str, encoding: str, size: int) -> Any:
+    """Reads and decodes a blob of `store` (the client's blob reader) whose
+    value has `size` bytes. bytes and bytearray values are read straight into
+    the new object (one copy); pickled values get their out-of-band buffers
+    (numpy arrays, DataFrame columns) as copy-on-write views of the blob's
+    mapping, no copy."""
+    if encoding in (BYTES, BYTEARRAY):
+        return store.get_bytes(digest, size, encoding == BYTEARRAY)
+    return loads(store.get(digest, size), encoding)
 
 
 def loads(segments: list[memoryview], encoding: str) -> Any:

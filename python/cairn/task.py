@@ -144,10 +144,7 @@ class Inputs:
         return self._by_step[name]
 
 
-# Blobs up to this size are not files: they travel inside payloads and
-# results and the engine keeps them in SQLite (docs/datastore.md). A file per
-# tiny value costs an inode, the largest part of a short task's time.
-INLINE_MAX = 4096
+INLINE_MAX = serializers.INLINE_MAX
 
 
 def decode_payload(raw: bytes) -> dict[str, Any]:

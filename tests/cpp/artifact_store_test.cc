@@ -177,6 +177,49 @@ TEST_F(ArtifactStoreTest, FlippedByteIsCorruption) {
   }
 }
 
+// GetInto reads a one-segment blob into the caller's memory, raw or zstd,
+// small or spanning several read chunks.
+TEST_F(ArtifactStoreTest, GetIntoFillsTheCallersMemory) {
+  for (const std::string& data : {RandomBytes(3 << 20, 8), Text(5 << 20), std::string("x"), std::string()}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string out;
+    int calls = 0;
+    ASSERT_OK(store_.GetInto(put.digest, [&](uint64_t size) {
+      ++calls;
+      out.resize(size);
+      return reinterpret_cast<uint8_t*>(out.data());
+    }));
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(out, data);
+  }
+}
+
+TEST_F(ArtifactStoreTest, GetIntoDetectsAFlippedByteAndRefusesSeveralSegments) {
+  for (const std::string& data : {RandomBytes(50000, 9), Text(50000)}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string path = store_.PathOf(put.digest);
+    ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(path));
+    off_t last = static_cast<off_t>(bytes.size() - 1);
+    Patch(path, last, std::string(1, static_cast<char>(bytes[last] ^ 0x20)));
+    std::string out;
+    Status s = store_.GetInto(put.digest, [&](uint64_t size) {
+      out.resize(size);
+      return reinterpret_cast<uint8_t*>(out.data());
+    });
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+  }
+  std::vector<std::string> parts = {"pickle", RandomBytes(1000, 10)};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(Views(parts)));
+  Status s = store_.GetInto(put.digest, [](uint64_t) -> uint8_t* { return nullptr; });
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  ByteView one[] = {{parts[1].data(), parts[1].size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult single, store_.Put(one));
+  s = store_.GetInto(single.digest, [](uint64_t) -> uint8_t* { return nullptr; });
+  EXPECT_FALSE(s.ok());  // out of memory: an error, not a crash
+}
+
 TEST_F(ArtifactStoreTest, GarbledHeaderIsCorruption) {
   std::string data = RandomBytes(5000, 7);
   ByteView views[] = {{data.data(), data.size()}};

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = ["hello", "linear10", "foreach1k", "foreach10k", "artifacts", "numpy", "read", "list",
-         "resume", "resume-wide", "dedup", "ui-runs", "ui-run10k", "card"]
+CASES = ["hello", "linear10", "foreach1k", "foreach10k", "artifacts", "numpy", "read", "read-numpy",
+         "read-dataframe", "list", "tasks-10k", "resume", "resume-wide", "dedup", "ui-runs", "ui-run10k", "card"]
 # Cases timed inside the process rather than as a whole process.
 IN_PROCESS = {"ui-runs": "first_screen_s", "ui-run10k": "first_screen_s", "card": "render_s"}
 
@@ -43,3 +43,7 @@ def test_bench_smoke_runs_every_case_correctly(tmp_path: Path) -> None:
     assert report["results"]["read"]["cairn"][0]["disk_growth_mb"] < 1.0
     assert report["results"]["list"]["cairn"][0]["runs"] == report["sizes"]["list_runs"]
     assert "| foreach10k |" in proc.stdout
+    # Loading an array or a DataFrame adds no private copy of its data.
+    for case in ("read-numpy", "read-dataframe"):
+        assert report["results"][case]["cairn"][0]["load_private_mb"] < 2.0, case
+    assert "| tasks-10k: a value from each task" in proc.stdout

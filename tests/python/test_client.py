@@ -256,9 +256,13 @@ def test_listing_reads_no_blob_and_a_value_is_read_once_per_object(ds, monkeypat
         def __init__(self, root: str):
             self.store = real(root)
 
-        def get(self, digest: str):
+        def get(self, digest: str, *args):
             reads.append(digest)
-            return self.store.get(digest)
+            return self.store.get(digest, *args)
+
+        def get_bytes(self, digest: str, *args):
+            reads.append(digest)
+            return self.store.get_bytes(digest, *args)
 
     monkeypatch.setattr(client, "_artifact_store", Counting)
     seen = 0

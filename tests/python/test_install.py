@@ -143,8 +143,11 @@ def test_configure_without_a_compiler_says_which_package(tmp_path: Path) -> None
     env.pop("CXX", None)
     # CMake looks in none of PATH's folders: no compiler anywhere.
     hidden = ";".join(d for d in env["PATH"].split(os.pathsep) if d)
-    proc = subprocess.run(["cmake", "-S", str(REPO), "-B", str(tmp_path / "build"), "-G", "Ninja",
-                           f"-DCMAKE_IGNORE_PATH={hidden}"],
+    # The build tool is named outright: a hidden PATH would hide ninja too, and
+    # CMake would fail on that before it looks for a compiler.
+    make = shutil.which("make") or "/usr/bin/make"
+    proc = subprocess.run(["cmake", "-S", str(REPO), "-B", str(tmp_path / "build"), "-G", "Unix Makefiles",
+                           f"-DCMAKE_MAKE_PROGRAM={make}", f"-DCMAKE_IGNORE_PATH={hidden}"],
                           env=env, capture_output=True, text=True, check=False, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
