@@ -60,7 +60,7 @@ build_wheel() {
 case "${1:-}" in
   install)
     install_system
-    install_python test,examples,ui
+    install_python test,examples,ui,ray
     ;;
   hello)
     install_system
@@ -69,7 +69,7 @@ case "${1:-}" in
     ;;
   test)
     install_system
-    install_python test,examples,ui --config-settings=cmake.define.CAIRN_BUILD_TESTS=ON \
+    install_python test,examples,ui,ray --config-settings=cmake.define.CAIRN_BUILD_TESTS=ON \
       --config-settings=cmake.define.CAIRN_BUILD_TOOLS=ON
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)"
     "$PYTHON" -m pytest -q

@@ -15,6 +15,8 @@
 #include "exec/fork_server.h"
 #include "exec/interrupt.h"
 #include "exec/process_launcher.h"
+#include "exec/routing_launcher.h"
+#include "exec/sidecar_launcher.h"
 #include "exec/task_process.h"
 #include "exec/worker_launcher.h"
 #include "graph/graph.h"
@@ -67,7 +69,8 @@ Result<std::string> TaskExecPath() {
   return path;
 }
 
-py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const py::dict& console) {
+py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const py::dict& console,
+                int sidecar_fd, int sidecar_pid) {
   RunOptions run_options = OptionsFrom(options);
   ConsoleOptions console_options;
   Take(console, "quiet", &console_options.quiet);
@@ -85,6 +88,10 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
       } else {
         CAIRN_ASSIGN_OR_RETURN(std::string task_exec, TaskExecPath());
         launcher = std::make_unique<ProcessLauncher>(task_exec);
+      }
+      if (sidecar_fd >= 0) {
+        launcher = std::make_unique<RoutingLauncher>(
+            std::move(launcher), std::make_unique<SidecarLauncher>(sidecar_fd, sidecar_pid));
       }
       ConsoleSink sink(stdout, stderr, console_options);
       CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<InterruptCatcher> catcher, InterruptCatcher::Install());
@@ -138,11 +145,14 @@ py::object ServeWorker(int socket_fd, int parent, const py::function& prepare) {
 
 void BindEngine(py::module_& m) {
   m.def("run", &RunFlow, py::arg("options"), py::arg("worker_fd") = -1, py::arg("worker_pid") = 0,
-        py::arg("console") = py::dict(),
+        py::arg("console") = py::dict(), py::arg("sidecar_fd") = -1, py::arg("sidecar_pid") = 0,
         "Runs a flow to completion. With worker_fd, tasks are forked by the worker at the other end "
-        "of that socket; otherwise each is spawned from options['task_argv'].");
+        "of that socket; otherwise each is spawned from options['task_argv']. With sidecar_fd, "
+        "steps whose backend is set go to the sidecar at the other end of that socket.");
   m.def("serve_worker", &ServeWorker, py::arg("socket_fd"), py::arg("parent"), py::arg("prepare"),
         "The worker's request loop (C++: no Python runs between forks).");
+  // The Ray sidecar and a node's fork server (python/cairn/backends/ray/).
+  m.def("die_with_parent", [](int parent) { ThrowIfError(DieWithParent(parent)); });
 }
 
 }  // namespace cairn

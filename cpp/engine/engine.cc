@@ -425,6 +425,7 @@ Status Engine::RunState::StartTask(TaskKey key) {
     }
   }
   cmd.timeout_s = step.options.timeout_s;
+  cmd.backend = step.options.backend;
   AttemptRecord attempt;
   attempt.attempt = t.attempt;
   attempt.started_at = WallSeconds();

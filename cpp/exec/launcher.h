@@ -22,6 +22,8 @@ struct TaskCommand {
   // $CAIRN_TASK_PAYLOAD; WorkerLauncher sends it with the request.
   std::string payload;
   double timeout_s = 0;              // 0: none. The whole process group is killed.
+  // The step's backend: "" runs it here; RoutingLauncher sends others away.
+  std::string backend;
   // WorkerLauncher: digests of values the worker should load before forking
   // (a foreach's list), so that every child inherits them instead of loading.
   std::vector<std::string> preload;

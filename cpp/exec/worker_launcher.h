@@ -28,7 +28,12 @@ namespace cairn {
 //
 //   Replies (worker -> engine), newline-terminated JSON lines:
 //   {"key": K, "pid": P} once the child is forked and setpgid(P, P) done;
-//   {"key": K, "status": S} once it is reaped (S: raw waitpid status).
+//   {"key": K, "status": S} once it is reaped (S: raw waitpid status);
+//   {"key": K, "lost": true} if the task can no longer be followed (a remote
+//   node died; SidecarLauncher's peer sends it);
+//   {"key": K, "started": true} when a remote task's process starts, and
+//   "timed_out": true with a status if the peer killed it at its timeout
+//   (SidecarLauncher's peer).
 //
 // Timeouts and KillAll SIGKILL the child's process group once its pid is
 // known. If the worker dies or closes the socket, unfinished tasks end as
@@ -58,8 +63,21 @@ class WorkerLauncher : public Launcher {
 
   bool worker_alive() const { return !worker_gone_; }
 
+ protected:
+  // `local_pids`: the peer reports pids of this machine, which the launcher
+  // kills itself; otherwise KillTask is the peer's business.
+  WorkerLauncher(int socket_fd, pid_t worker_pid, bool local_pids);
+  // Stops a task: SIGKILL to its process group, or once its pid is known.
+  virtual void KillTask(RunningTask* task);
+  // A {"started": true} reply: the task's process runs now.
+  virtual void OnStarted(RunningTask* task) { (void)task; }
+  // How long the destructor waits for the peer to exit on EOF before
+  // killing it (0: the worker's default).
+  double exit_grace_s_ = 0;
+  // Sends one frame; `fds` (three, or null) ride on its first byte.
+  Status SendRequest(const std::string& frame, const int* fds);
+
  private:
-  Status SendRequest(const std::string& frame, const int fds[3]);
   // One non-blocking receive; handles every complete line. Sets `*got_data`.
   Status ReadReplies(bool* got_data);
   Status HandleReply(std::string_view line);
@@ -71,6 +89,7 @@ class WorkerLauncher : public Launcher {
 
   int socket_fd_;
   pid_t worker_pid_;
+  bool local_pids_ = true;
   int worker_exit_fd_;          // pidfd of the worker, or -1
   bool worker_gone_ = false;
   bool worker_reaped_ = false;

@@ -66,8 +66,12 @@ Result<std::string> BuildFrame(const TaskCommand& command) {
 }  // namespace
 
 WorkerLauncher::WorkerLauncher(int socket_fd, pid_t worker_pid)
+    : WorkerLauncher(socket_fd, worker_pid, /*local_pids=*/true) {}
+
+WorkerLauncher::WorkerLauncher(int socket_fd, pid_t worker_pid, bool local_pids)
     : socket_fd_(socket_fd),
       worker_pid_(worker_pid),
+      local_pids_(local_pids),
       worker_exit_fd_(OpenExitFd(worker_pid)),
       buffer_(kReadChunk) {}
 
@@ -99,7 +103,7 @@ Status WorkerLauncher::Start(const TaskCommand& command) {
   return Status::OK();
 }
 
-Status WorkerLauncher::SendRequest(const std::string& frame, const int fds[3]) {
+Status WorkerLauncher::SendRequest(const std::string& frame, const int* fds) {
   alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
   size_t sent = 0;
   while (sent < frame.size()) {
@@ -107,7 +111,7 @@ Status WorkerLauncher::SendRequest(const std::string& frame, const int fds[3]) {
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (sent == 0) {
+    if (sent == 0 && fds != nullptr) {
       // Until the first byte is out, the fds have not been sent either.
       std::memset(control, 0, sizeof(control));
       msg.msg_control = control;
@@ -183,9 +187,7 @@ Result<std::vector<TaskExit>> WorkerLauncher::Wait(int timeout_ms, int wake_fd,
     }
   }
 
-  for (RunningTask* task : tasks_.TakeExpired()) {
-    if (task->pid > 0) KillProcessGroup(task->pid);
-  }
+  for (RunningTask* task : tasks_.TakeExpired()) KillTask(task);
   tasks_.CloseStalePipes(sink);
   if (!status.ok()) return status;
   return tasks_.TakeEnded();
@@ -203,12 +205,15 @@ void WorkerLauncher::Kill(TaskKey key) {
 
 void WorkerLauncher::KillAll() {
   for (auto& [key, task] : tasks_.tasks()) {
-    if (task.exited) continue;
-    if (task.pid > 0) {
-      KillProcessGroup(task.pid);
-    } else {
-      task.kill_pending = true;
-    }
+    if (!task.exited) KillTask(&task);
+  }
+}
+
+void WorkerLauncher::KillTask(RunningTask* task) {
+  if (task->pid > 0) {
+    KillProcessGroup(task->pid);
+  } else {
+    task->kill_pending = true;
   }
 }
 
@@ -250,15 +255,27 @@ Status WorkerLauncher::HandleReply(std::string_view line) {
     auto it = reply.find(name);
     return it != reply.end() && it->is_number_integer();
   };
+  auto flag = [&reply](const char* name) {
+    auto it = reply.find(name);
+    return it != reply.end() && it->is_boolean() && it->get<bool>();
+  };
+  bool lost = reply.is_object() && flag("lost");
+  bool started = reply.is_object() && flag("started");
   if (!reply.is_object() || !integer("key") ||
-      (!integer("pid") && !integer("status"))) {
+      (!integer("pid") && !integer("status") && !lost && !started)) {
     return Status::Corruption("unexpected reply from the worker: " + std::string(line));
   }
   // A key we do not know cannot be acted on; the worker cannot be wrong in
   // a way that would hurt us here, so it is ignored.
   RunningTask* task = tasks_.Find(reply["key"].get<TaskKey>());
   if (task == nullptr || task->exited) return Status::OK();
-  if (integer("pid")) {
+  if (lost) {
+    tasks_.MarkLost(task);
+    return Status::OK();
+  }
+  if (started) OnStarted(task);
+  if (flag("timed_out")) task->timed_out = true;
+  if (integer("pid") && local_pids_) {
     task->pid = reply["pid"].get<pid_t>();
     if (task->timed_out || task->kill_pending) KillProcessGroup(task->pid);
   }
@@ -299,7 +316,7 @@ void WorkerLauncher::LoseWorker() {
 
 void WorkerLauncher::ReapWorker() {
   if (worker_reaped_ || worker_pid_ <= 0) return;
-  double give_up = MonotonicSeconds() + kWorkerGraceS;
+  double give_up = MonotonicSeconds() + (exit_grace_s_ > 0 ? exit_grace_s_ : kWorkerGraceS);
   int status;
   for (;;) {
     pid_t got = waitpid(worker_pid_, &status, WNOHANG);

@@ -31,6 +31,7 @@ struct TaskOptions {
   double timeout_s = 0;              // 0: none
   bool catch_failure = false;        // @catch: run a fallback after the last retry
   std::string catch_var;             // @catch(var=...)
+  std::string backend;               // "": local; "ray": on the cluster (@ray, --with ray)
 };
 
 struct Step {

@@ -92,6 +92,7 @@ Status ParseStep(const json& j, StepSpec* step) {
   step->options.timeout_s = Get<double>(options, "timeout_s", 0);
   step->options.catch_failure = Get<bool>(options, "catch", false);
   step->options.catch_var = Get<std::string>(options, "catch_var", "");
+  step->options.backend = Get<std::string>(options, "backend", "");
   return Status::OK();
 }
 

@@ -17,6 +17,7 @@ from .client import (
     get_namespace,
     namespace,
 )
+from .backends.decorators import batch, kubernetes, ray
 from .current import current
 from .decorators import StepDecorator, card, catch, environment, resources, retry, step, timeout
 from .errors import (
@@ -44,6 +45,7 @@ __all__ = [
     "NamespaceMismatchError", "NotFoundError", "Parameter", "Run", "Runner", "Step", "StepDecorator",
     "Task", "__version__", "card", "catch", "current", "default_namespace", "environment", "get_namespace",
     "namespace", "resources", "retry", "step", "timeout",
+    "batch", "kubernetes", "ray",
 ]
 # The rest of Metaflow's client, runner and utility names (issue 14).
 __all__ += [

@@ -15,11 +15,13 @@ def validate_graph(spec_json: str) -> dict[str, str]:
     Returns {split step: the join that closes it}."""
 
 def run(options: dict[str, Any], worker_fd: int = -1, worker_pid: int = 0,
-        console: dict[str, Any] = ...) -> dict[str, Any]:
+        console: dict[str, Any] = ..., sidecar_fd: int = -1, sidecar_pid: int = 0) -> dict[str, Any]:
     """Runs a flow to completion (GIL released); returns the run summary."""
 
 def serve_worker(socket_fd: int, parent: int, prepare: Any
                  ) -> tuple[dict[str, str] | None, bytes, int] | None: ...
+def die_with_parent(parent: int) -> None:
+    """This process dies (SIGKILL) when `parent` does."""
 
 class BlobSegment: ...
 

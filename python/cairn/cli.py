@@ -89,6 +89,10 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
                             "spawn: a fresh interpreter per task")
         p.add_argument("--quiet", action="store_true", dest="run_quiet")
         add_run_namespace(p)
+        p.add_argument("--ray-address", default=None,
+                       help="Ray cluster for @ray steps and --with ray (else $CAIRN_RAY_ADDRESS or $RAY_ADDRESS)")
+        p.add_argument("--ray-pending-timeout", type=float, default=None, metavar="SECONDS",
+                       help="fail a Ray step whose resources stay unavailable this long (default 60)")
 
     run = sub.add_parser("run", help="run the flow")
     run_options(run)
@@ -109,6 +113,7 @@ def build_parser(flow_cls: type) -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="describe the flow's steps")
     show.add_argument("--format", choices=["text", "dot", "mermaid"], default="text")
 
+    sub.add_parser("ray-node-worker")  # a Ray node's fork server (backends/ray/node_worker.py)
     step = sub.add_parser("step", help="run one task (used by the engine)")
     step.add_argument("step_name", nargs="?", help=argparse.SUPPRESS)
 

@@ -48,6 +48,7 @@ def cmd_run(flow_cls: type, args: argparse.Namespace) -> int:
         tags=args.tag, with_decorators=args.with_decorators, max_workers=args.max_workers,
         max_num_splits=args.max_num_splits, quiet=args.quiet or args.run_quiet, launcher=args.launcher,
         **_run_extras(args),
+        ray_address=args.ray_address, ray_pending_timeout=args.ray_pending_timeout,
     )
     return _finish(summary, args)
 
@@ -78,8 +79,16 @@ def cmd_resume(flow_cls: type, args: argparse.Namespace) -> int:
         tags=args.tag, with_decorators=args.with_decorators, max_workers=args.max_workers,
         max_num_splits=args.max_num_splits, quiet=args.quiet or args.run_quiet, launcher=args.launcher,
         origin_run_id=origin, resume_steps=steps, **_run_extras(args),
+        ray_address=args.ray_address, ray_pending_timeout=args.ray_pending_timeout,
     )
     return _finish(summary, args)
+
+
+@command("ray-node-worker")
+def cmd_ray_node_worker(flow_cls: type, args: argparse.Namespace) -> int:
+    from .backends.ray.node_worker import serve
+
+    return serve(flow_cls, datastore_root(args.datastore_root))
 
 
 @command("step")

@@ -131,10 +131,22 @@ class _BlobReader:
                 return attempt()
             except NotFoundError:
                 pass
+        remote = _remote_blobs()
+        if remote is not None:  # an S3 datastore: objects/ is this machine's cache of it
+            from .stores import CachedStore
+
+            CachedStore(self.root, remote).fetch(digest)
+            return from_file(digest)
         raise NotFoundError(f"blob {digest} not found, neither in objects/ nor in the database")
 
     def path_of(self, digest: str) -> str:
         return self.files.path_of(digest)
+
+
+def _remote_blobs() -> Any:
+    from .stores import remote_from_env
+
+    return remote_from_env()
 
 
 def _artifact_store(root: str) -> Any:

@@ -135,10 +135,14 @@ class environment(StepDecorator):
 
 
 class resources(StepDecorator):
-    """Accepted for compatibility: a local run has the whole machine."""
+    """A local run has the whole machine; on Ray (docs/ray.md) cpu, gpu and
+    memory (MB) become the step's resource request."""
 
     name = "resources"
     defaults: ClassVar[dict[str, Any]] = {"cpu": 1, "gpu": 0, "memory": 4096, "disk": None, "shared_memory": None}
+
+    def graph_options(self) -> dict[str, Any]:
+        return {"resources": {k: self.attributes[k] for k in ("cpu", "gpu", "memory")}}
 
 
 class CardDecorator(StepDecorator):
@@ -254,3 +258,7 @@ def with_decorators(func: Callable, extra: list[Any]) -> list[StepDecorator]:
 
 __all__ = ["CardDecorator", "StepDecorator", "card", "catch", "environment", "resources", "retry", "step",
            "timeout"]
+
+
+# @ray, @kubernetes and @batch register themselves (for --with) once imported.
+from .backends import decorators as _backend_decorators  # noqa: E402, F401

@@ -146,9 +146,13 @@ def _check_origin_parameters(flow_cls: type, run_id: int, recorded: bool, names:
 def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: list[list[Any]],
             params_json: str, tags: list[str], with_decorators: list[str], max_workers: int,
             max_num_splits: int, quiet: bool, launcher: str | None = None, origin_run_id: int = 0,
-            resume_steps: list[str] | None = None, run_id_file: str = "") -> dict[str, Any]:
+            resume_steps: list[str] | None = None, run_id_file: str = "",
+            ray_address: str | None = None, ray_pending_timeout: float | None = None) -> dict[str, Any]:
     """Runs the flow (after prepare_run); `launcher` None: $CAIRN_LAUNCHER,
-    else the worker."""
+    else the worker. Steps with a remote backend go to Ray (backends/launch.py)."""
+    from .backends import launch
+
+    remote = launch.prepare(spec, root, ray_address)  # checked before anything runs
     user = username()
     launcher = launcher or env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
     flow_payload = {
@@ -174,16 +178,22 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     console = {"quiet": quiet, "live_progress": sys.stdout.isatty() and not quiet}
     sys.stdout.flush()
     sys.stderr.flush()
+    def sidecar() -> dict[str, Any]:  # started after the worker is forked: no socket leaks to it
+        if remote is None:
+            return {}
+        s = launch.start(remote, spec, root, ray_pending_timeout)
+        return {"sidecar_fd": s.fd, "sidecar_pid": s.pid}
+
     if launcher == "spawn":
-        summary = _core.run(options, console=console)
+        summary = _core.run(options, console=console, **sidecar())
     else:
-        summary = _run_with_worker(flow_cls, spec, options, console, root)
+        summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar)
     run_exit_hooks(flow_cls, summary, root)
     return summary
 
 
 def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, Any],
-                     console: dict[str, Any], root: str) -> dict[str, Any]:
+                     console: dict[str, Any], root: str, sidecar: Any) -> dict[str, Any]:
     engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     pid = os.fork()
@@ -196,4 +206,10 @@ def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, An
         finally:
             os._exit(0)
     worker_end.close()
-    return _core.run(options, worker_fd=engine_end.detach(), worker_pid=pid, console=console)
+    try:
+        extra = sidecar()
+    except BaseException:
+        engine_end.close()  # the worker exits on EOF
+        os.waitpid(pid, 0)
+        raise
+    return _core.run(options, worker_fd=engine_end.detach(), worker_pid=pid, console=console, **extra)

@@ -421,6 +421,12 @@ def _check_parameters(flow_cls: type, ctx: TaskContext) -> None:
         )
 
 
+def _open_store(root: str) -> Any:
+    from .stores import open_store
+
+    return open_store(root)
+
+
 def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int,
              store: Any = None) -> int:
     """Runs one task; returns the process exit code. `store`: the worker's
@@ -431,7 +437,7 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
     step_name = payload["step"]
     spec_step = next(s for s in spec["steps"] if s["name"] == step_name)
     flow_info = payload.get("flow", {})
-    store = store or _core.ArtifactStore(flow_info["root"])
+    store = store or _open_store(flow_info["root"])
     ctx = TaskContext(payload, spec_step, store, flow_cls.__name__)
     result: dict[str, Any] = {}
     code = 0

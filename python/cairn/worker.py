@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from . import _core, task
+from .stores import open_store
 
 
 def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, payload: bytes,
@@ -38,7 +39,9 @@ def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, pay
 def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str) -> None:
     """Serves task requests until the engine closes its end of the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
-    store = _core.ArtifactStore(root)
+    store = open_store(root)  # through to S3 when an S3 datastore is configured
+    if hasattr(store, "warm"):
+        store.warm()  # before forking: each child then makes its S3 client in milliseconds
     # Set once here rather than in every child: each thing a child does
     # touches pages it must then copy. Children write to fds 1 and 2 after
     # dup2, so these objects serve them unchanged.

@@ -1,0 +1,132 @@
+"""Setting up a run's remote steps, in the run process (never imports Ray):
+check the decorators, the cluster address, Ray and the S3 datastore before
+anything runs; store the code package; start the sidecar, which drives Ray
+and talks to the engine (cpp/exec/sidecar_launcher.h)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CairnException
+from ..stores import S3Config, open_store
+from . import package
+
+ADDRESS_VARS = ("CAIRN_RAY_ADDRESS", "RAY_ADDRESS")
+DEFAULT_PENDING_TIMEOUT_S = 60.0
+# Connecting to the cluster; well above a healthy cluster's ~1 s.
+READY_TIMEOUT_S = 120.0
+
+
+class RayBackendError(CairnException):
+    headline = "Ray backend"
+
+
+@dataclass
+class Sidecar:
+    fd: int
+    pid: int
+
+
+def remote_steps(spec: dict[str, Any]) -> list[str]:
+    """The steps the run sends to Ray; raises if a step needs a remote backend
+    that the run was not given."""
+    remote = []
+    for s in spec["steps"]:
+        options = s.get("options", {})
+        if options.get("backend") == "ray":
+            remote.append(s["name"])
+        elif options.get("remote_decorator"):
+            deco = options["remote_decorator"]
+            raise RayBackendError(
+                f"step '{s['name']}' has @{deco}, which cairn runs on a Ray cluster: "
+                f"add --with ray and a cluster address (--ray-address or CAIRN_RAY_ADDRESS); "
+                f"nothing was run")
+    return remote
+
+
+def cluster_address(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    for var in ADDRESS_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    raise RayBackendError(
+        "no Ray cluster address: pass --ray-address HOST:PORT or set CAIRN_RAY_ADDRESS "
+        "(cairn never attaches to a cluster implicitly)")
+
+
+def require_ray() -> None:
+    """Without importing it (seconds, and threads in the process that forks the worker)."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise RayBackendError("running steps on Ray needs Ray: pip install 'cairn[ray]'")
+
+
+def require_s3() -> S3Config:
+    config = S3Config.from_env()
+    if config is None:
+        raise RayBackendError(
+            "steps on Ray keep their artifacts in S3-compatible storage: set "
+            "CAIRN_DATASTORE_SYSROOT_S3=s3://bucket/prefix (and CAIRN_S3_ENDPOINT_URL if not AWS)")
+    return config
+
+
+def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, Any] | None:
+    """Everything checked and the code package uploaded; None if no step is remote."""
+    steps = remote_steps(spec)
+    if not steps:
+        return None
+    require_ray()
+    address = cluster_address(address)
+    require_s3()
+    digest = package.store(spec["file"], open_store(root))
+    return {"address": address, "package": digest, "steps": steps}
+
+
+def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout: float | None
+          ) -> Sidecar:
+    """Starts the sidecar and waits until it is connected to the cluster."""
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+    spec_path = os.path.join(root, "tmp", f"ray-spec-{os.getpid()}.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    config = {
+        "fd": theirs.fileno(), "parent": os.getpid(), "spec": spec_path, "root": root,
+        "address": plan["address"], "package": plan["package"],
+        "flow_file": os.path.basename(spec["file"]),
+        "pending_timeout": pending_timeout if pending_timeout is not None else DEFAULT_PENDING_TIMEOUT_S,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cairn.backends.ray.sidecar", json.dumps(config)],
+        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+    )
+    theirs.close()
+    ours.settimeout(READY_TIMEOUT_S)
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            chunk = ours.recv(1)
+            if not chunk:
+                break
+            line += chunk
+    except socket.timeout:
+        line = b""
+    reply = json.loads(line) if line.strip() else {"error": "the Ray sidecar exited before connecting"}
+    if "error" in reply:
+        proc.kill()
+        proc.wait()
+        ours.close()
+        raise RayBackendError(reply["error"])
+    ours.settimeout(None)
+    return Sidecar(ours.detach(), proc.pid)

@@ -1,0 +1,36 @@
+"""The fork server on a node: started by a slot actor as
+`python FLOW.py --datastore-root CACHE ray-node-worker` from the unpacked
+code package, so the flow module is __main__ exactly as in a local run (and
+artifacts of classes defined there pickle the same). It then serves the
+actor over the local worker's protocol; its tasks put blobs into the node's
+cache and through to S3. Never imports Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+from ... import _core
+from ...errors import CairnException
+
+FD_VAR = "CAIRN_RAY_NODE_FD"
+SPEC_VAR = "CAIRN_RAY_NODE_SPEC"
+PARENT_VAR = "CAIRN_RAY_NODE_PARENT"
+
+
+def serve(flow_cls: type, root: str) -> int:
+    from ...worker import serve as serve_worker
+
+    try:
+        fd = int(os.environ[FD_VAR])
+        parent = int(os.environ[PARENT_VAR])
+        with open(os.environ[SPEC_VAR]) as f:
+            spec: dict[str, Any] = json.load(f)
+    except (KeyError, ValueError, OSError) as e:
+        raise CairnException(f"ray-node-worker is started by cairn's Ray slot actors ({e})") from None
+    _core.die_with_parent(parent)
+    sock = socket.socket(fileno=fd)
+    serve_worker(flow_cls, spec, sock, parent, root)
+    return 0

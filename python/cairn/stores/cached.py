@@ -1,0 +1,107 @@
+"""CachedStore: the blob store a process uses when the datastore is remote.
+Its cache is an ordinary local blob store (the datastore root's objects/, or
+a node's cache folder), so everything that reads local blobs keeps working;
+a miss is fetched from the remote store into the cache and then read from
+there, which verifies the digest as for any local blob. Puts go to the
+cache and through to the remote store.
+
+The interface a remote store implements is RemoteBlobs: three calls on whole
+blob files. A team datastore (PostgreSQL metadata, S3 blobs) plugs its blob
+half in here unchanged; its metadata half replaces the SQLite Datastore."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Protocol
+
+from .. import _core
+from ..errors import NotFoundError
+from .config import S3Config
+
+
+class RemoteBlobs(Protocol):
+    def exists(self, digest: str) -> bool: ...
+    def upload(self, digest: str, path: str) -> bool: ...
+    def download(self, digest: str, dest: str) -> bool: ...
+
+
+class CachedStore:
+    """Duck-compatible with _core.ArtifactStore (put, get, has, path_of)."""
+
+    def __init__(self, root: str, remote: RemoteBlobs):
+        self.root = root
+        self.local = _core.ArtifactStore(root)
+        self.remote = remote
+        self._present: set[str] = set()  # digests known to be in the remote store
+        self._lock = threading.Lock()
+
+    def put(self, parts: list[Any]) -> tuple[str, int, int]:
+        digest, size, stored = self.local.put(parts)
+        self.push(digest)
+        return digest, size, stored
+
+    def push(self, digest: str) -> bool:
+        """Uploads a blob of the cache unless the remote store has it; True
+        if it wrote it."""
+        if digest in self._present:
+            return False
+        wrote = self.remote.upload(digest, self.local.path_of(digest))
+        with self._lock:
+            self._present.add(digest)
+        return wrote
+
+    def get(self, digest: str) -> list[memoryview]:
+        try:
+            return self.local.get(digest)
+        except NotFoundError:
+            pass
+        self.fetch(digest)
+        return self.local.get(digest)
+
+    def fetch(self, digest: str) -> None:
+        """Copies a blob from the remote store into the cache (NotFoundError
+        if neither has it). The cache then verifies it on every read."""
+        if self.local.has(digest):
+            return
+        path = self.local.path_of(digest)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.fetch-{os.getpid()}-{threading.get_ident()}")
+        try:
+            if not self.remote.download(digest, tmp):
+                raise NotFoundError(f"blob {digest} not found locally nor in the remote store")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        with self._lock:
+            self._present.add(digest)
+
+    def warm(self) -> None:
+        warm = getattr(self.remote, "warm", None)
+        if warm is not None:
+            warm()
+
+    def has(self, digest: str) -> bool:
+        return self.local.has(digest) or self.remote.exists(digest)
+
+    def path_of(self, digest: str) -> str:
+        return self.local.path_of(digest)
+
+
+def remote_from_env(environ: Any = None) -> RemoteBlobs | None:
+    """The configured remote blob store, or None."""
+    config = S3Config.from_env(environ)
+    if config is None:
+        return None
+    from .s3 import S3Blobs
+
+    return S3Blobs(config)
+
+
+def open_store(root: str) -> Any:
+    """The blob store of a datastore root: the local one, or a CachedStore
+    over it when an S3 datastore is configured."""
+    remote = remote_from_env()
+    return _core.ArtifactStore(root) if remote is None else CachedStore(root, remote)

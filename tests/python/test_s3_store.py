@@ -1,0 +1,153 @@
+"""The S3 blob store against a real S3-compatible server (moto) on 127.0.0.1:
+the same bytes as local blobs, write-once, read through a verifying cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from s3_server import s3_server_for_tests
+
+from cairn import _core
+from cairn.errors import CairnError, NotFoundError
+from cairn.stores import CachedStore, S3Config
+from cairn.stores.config import S3ConfigError
+from cairn.stores.s3 import S3Blobs
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(scope="module")
+def server():
+    with s3_server_for_tests() as s:
+        yield s
+
+
+def _store(server, bucket: str, root: Path) -> CachedStore:
+    config = S3Config.parse(f"s3://{bucket}/some/prefix", server.endpoint)
+    return CachedStore(str(root), S3Blobs(config))
+
+
+def test_s3_objects_equal_local_blob_files_byte_for_byte(server, tmp_path):
+    bucket = server.new_bucket()
+    store = _store(server, bucket, tmp_path / "a")
+    big = os.urandom(3 << 20)
+    digests = [store.put([b"small value"])[0], store.put([big, b"second segment"])[0]]
+    objects = server.objects(bucket)
+    assert sorted(objects) == sorted(f"some/prefix/objects/{d[:2]}/{d[2:]}" for d in digests)
+    for d in digests:
+        remote = server.client().get_object(Bucket=bucket, Key=store.remote.key_of(d))["Body"].read()
+        assert remote == Path(store.path_of(d)).read_bytes()
+        # ... and the digest is today's: what a plain local store computes.
+        assert d == _core.ArtifactStore(str(tmp_path / "plain")).put(
+            [b"small value"] if d == digests[0] else [big, b"second segment"])[0]
+
+
+def test_a_second_put_uploads_nothing(server, tmp_path):
+    bucket = server.new_bucket()
+    first = _store(server, bucket, tmp_path / "a")
+    first.put([b"x" * 10000])
+    before = server.objects(bucket)
+    again = _store(server, bucket, tmp_path / "b")  # another node, empty cache
+    again.put([b"x" * 10000])
+    assert again.remote.uploaded == 0
+    assert server.objects(bucket) == before  # same keys, same etags, not rewritten
+
+
+def test_a_fresh_cache_reads_through_and_verifies(server, tmp_path):
+    bucket = server.new_bucket()
+    digest = _store(server, bucket, tmp_path / "writer").put([b"payload" * 1000])[0]
+    reader = _store(server, bucket, tmp_path / "reader")
+    assert not reader.local.has(digest)
+    assert bytes(reader.get(digest)[0]) == b"payload" * 1000
+    assert reader.local.has(digest)  # cached as an ordinary blob
+    assert bytes(_core.ArtifactStore(str(tmp_path / "reader")).get(digest)[0]) == b"payload" * 1000
+
+    # A damaged object is refused, never returned as data.
+    server.client().put_object(Bucket=bucket, Key=reader.remote.key_of(digest),
+                               Body=Path(reader.path_of(digest)).read_bytes()[:-3] + b"bad")
+    third = _store(server, bucket, tmp_path / "third")
+    with pytest.raises(CairnError):
+        third.get(digest)
+    with pytest.raises(NotFoundError):
+        third.get("0" * 32)
+
+
+def test_writes_are_conditional_and_tolerate_servers_without_them(server, tmp_path):
+    bucket = server.new_bucket()
+    store = _store(server, bucket, tmp_path / "a")
+    digest = store.put([b"once" * 2000])[0]
+    key = store.remote.key_of(digest)
+    with pytest.raises(Exception) as e:  # the server enforces If-None-Match: *
+        server.client().put_object(Bucket=bucket, Key=key, Body=b"other", IfNoneMatch="*")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+    class NoConditionalWrites:
+        """A client whose server answers If-None-Match with 501."""
+
+        def __init__(self, real):
+            self.real, self.plain_puts = real, 0
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def put_object(self, **kw):
+            if "IfNoneMatch" in kw:
+                err = Exception("NotImplemented")
+                err.response = {"ResponseMetadata": {"HTTPStatusCode": 501}}
+                raise err
+            self.plain_puts += 1
+            return self.real.put_object(**kw)
+
+    other = _store(server, bucket, tmp_path / "b")
+    fake = NoConditionalWrites(other.remote.client())
+    other.remote.client = lambda: fake
+    d2 = other.put([b"no conditional writes here" * 300])[0]
+    assert fake.plain_puts == 1 and not other.remote._conditional
+    assert _store(server, bucket, tmp_path / "c").get(d2)[0] == b"no conditional writes here" * 300
+
+
+def test_config_from_cairn_or_metaflow_names():
+    env = {"METAFLOW_DATASTORE_SYSROOT_S3": "s3://bkt/a/b/", "METAFLOW_S3_ENDPOINT_URL": "http://h:1"}
+    assert S3Config.from_env(env) == S3Config("bkt", "a/b", "http://h:1")
+    env["CAIRN_DATASTORE_SYSROOT_S3"] = "s3://mine"
+    assert S3Config.from_env(env) == S3Config("mine", "", "http://h:1")
+    assert S3Config.from_env({}) is None
+    with pytest.raises(S3ConfigError, match="expected s3://bucket/prefix"):
+        S3Config.parse("/local/path")
+
+
+@pytest.mark.e2e
+def test_a_run_with_an_s3_datastore_is_read_back_from_s3(server, runner):
+    bucket = server.new_bucket()
+    env = server.env(bucket)
+    flow = runner.write("big.py", """
+        from cairn import FlowSpec, step
+
+        class BigFlow(FlowSpec):
+            @step
+            def start(self):
+                self.blob = bytes(range(256)) * 40000
+                self.next(self.end)
+
+            @step
+            def end(self):
+                assert len(self.blob) == 10240000
+
+        if __name__ == "__main__":
+            BigFlow()
+    """)
+    proc = runner.run(flow, "run", check=True, env=env)
+    assert any(k.startswith("cairn/objects/") for k in server.objects(bucket)), proc.stdout + proc.stderr
+    # Another machine: the metadata, but none of the blob files.
+    import shutil
+
+    shutil.rmtree(runner.root / "objects")
+    runner.env.update(env)
+    proc = runner.python("""
+        from cairn import Flow
+        print(len(Flow("BigFlow").latest_run["start"].task.data.blob))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["10240000"]
