@@ -7,6 +7,7 @@
 #include "bindings/errors.h"
 #include "store/artifact_store.h"
 #include "store/datastore.h"
+#include "store/gc.h"
 #include "util/digest.h"
 
 namespace py = pybind11;
@@ -94,6 +95,54 @@ py::tuple PutBlob(ArtifactStore& store, const py::list& parts) {
 
 }  // namespace
 
+py::tuple Pair(const Reclaimed& r) { return py::make_tuple(r.files, r.bytes); }
+
+GcOptions GcOptionsFrom(bool blobs, bool dry_run, double grace_s) {
+  GcOptions options;
+  options.blobs = blobs;
+  options.dry_run = dry_run;
+  options.grace_s = grace_s;
+  return options;
+}
+
+py::dict GcReportDict(const GcReport& r) {
+  py::dict d;
+  d["temp"] = Pair(r.temp);
+  d["blobs"] = Pair(r.blobs);
+  d["small_blobs"] = Pair(r.small_blobs);
+  d["kept"] = Pair(r.kept);
+  d["scanned"] = Pair(r.scanned);
+  d["horizon"] = r.horizon;
+  d["live_runs"] = r.live_runs;
+  return d;
+}
+
+py::dict CollectGarbageDict(Datastore& ds, bool blobs, bool dry_run, double grace_s) {
+  Result<GcReport> report = Status::IOError("garbage collection did not run");
+  {
+    py::gil_scoped_release release;
+    report = CollectGarbage(ds, GcOptionsFrom(blobs, dry_run, grace_s));
+  }
+  return GcReportDict(Unwrap(std::move(report)));
+}
+
+py::dict MeasureUsageDict(Datastore& ds, double grace_s) {
+  Result<Usage> usage = Status::IOError("the datastore was not measured");
+  {
+    py::gil_scoped_release release;
+    usage = MeasureUsage(ds, GcOptionsFrom(true, true, grace_s));
+  }
+  Usage u = Unwrap(std::move(usage));
+  py::dict d;
+  d["runs"] = u.runs;
+  d["live_runs"] = u.live_runs;
+  d["small_blobs"] = py::make_tuple(u.small_blobs.count, u.small_blobs.bytes);
+  d["database_bytes"] = u.database_bytes;
+  d["log_bytes"] = u.log_bytes;
+  d["reclaimable"] = GcReportDict(u.reclaimable);
+  return d;
+}
+
 void BindStore(py::module_& m) {
   py::class_<BlobSegment>(m, "BlobSegment", py::buffer_protocol())
       .def_buffer([](BlobSegment& s) {
@@ -170,6 +219,10 @@ void BindStore(py::module_& m) {
            py::arg("root"), py::arg("readonly") = true)
       .def_property_readonly("root", &Datastore::root)
       .def("flows", [](Datastore& d) { return Unwrap(d.Flows()); })
+      .def("collect_garbage", &CollectGarbageDict, py::arg("blobs") = false, py::arg("dry_run") = false,
+           py::arg("grace_s") = 3600.0, "Sweeps stale temp files and, with blobs, unreferenced blobs (store/gc.h).")
+      .def("measure_usage", &MeasureUsageDict, py::arg("grace_s") = 3600.0,
+           "What the datastore holds, and what collect_garbage(blobs=True) would reclaim.")
       .def("first_run_time", [](Datastore& d, const std::string& flow) { return Unwrap(d.FirstRunTime(flow)); })
       .def("runs",
            [](Datastore& d, const std::string& flow, int64_t limit, int64_t before) {

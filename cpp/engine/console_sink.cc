@@ -95,6 +95,8 @@ void ConsoleSink::RunStarted(int64_t run_id, const std::string& flow, int64_t or
   }
 }
 
+void ConsoleSink::Note(const std::string& line) { Line(nullptr, line, out_); }
+
 void ConsoleSink::TaskStarted(const TaskEvent& task) {
   if (Collapsed(task)) {
     StepProgress& p = progress_[task.step];

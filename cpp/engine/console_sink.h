@@ -31,6 +31,7 @@ class ConsoleSink : public EventSink {
   void TaskStarted(const TaskEvent& task) override;
   void TaskOutput(const TaskEvent& task, int stream, std::string_view line) override;
   void TaskFinished(const TaskEvent& task, const TaskEnd& end) override;
+  void Note(const std::string& line) override;
   void RunFinished(const RunSummary& summary) override;
 
  private:

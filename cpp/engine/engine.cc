@@ -10,10 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine_log.h"
+#include "engine/resume_reuse.h"
 #include "engine/task_io.h"
 #include "engine/task_log.h"
 #include "sched/plan.h"
 #include "store/disk_reserve.h"
+#include "store/gc.h"
 #include "util/fs.h"
 #include "util/time.h"
 
@@ -50,12 +52,14 @@ class Engine::RunState : public OutputSink {
     double started_at = 0;
     std::unique_ptr<TaskLog> log;            // while an attempt runs
     std::string log_error;                   // the attempt's output could not be saved
+    int64_t cloned_from = -1;                // resume: the origin task it was cloned from
   };
 
   Status Prepare();
   Status StartWork();
   Status StartTask(TaskKey key);
   bool TryClone(TaskKey key);
+  Status PrepareReuse(const std::vector<TaskRecord>& origin);
   Status HandleExit(const TaskExit& exit);
   // @parallel gangs: a member's result is held until every member ended;
   // then all succeed, or all fail or retry together.
@@ -102,6 +106,7 @@ class Engine::RunState : public OutputSink {
   // Resume.
   std::unordered_map<std::string, TaskRecord> origin_;  // clone key -> succeeded task
   std::vector<bool> rerun_;                               // by StepId
+  std::unique_ptr<ResumeReuse> reuse_;                    // which re-run tasks may still clone
   // Small blobs of this run (and its origin), by digest, for payloads.
   std::unordered_map<std::string, std::string> blobs_;
   nlohmann::json flow_payload_;                           // parsed once
@@ -163,6 +168,12 @@ Status Engine::RunState::Prepare() {
       return Status::IOError(failure);
     }
   }
+  // Temp files whose writer died (a killed task or engine); failing to sweep
+  // only leaves them for `cairn gc`.
+  Result<Reclaimed> swept = SweepTempFiles(options_.root, GcOptions{});
+  if (swept.ok() && swept->files > 0) {
+    log_.Note(fmt::format("removed {} stale temp file(s), {} bytes", swept->files, swept->bytes));
+  }
 
   rerun_.assign(e_.graph_.steps().size(), options_.origin_run_id == 0);
   if (options_.origin_run_id) {
@@ -175,6 +186,7 @@ Status Engine::RunState::Prepare() {
       if (id == kNoStep) return Status::InvalidArgument(fmt::format("resume: no step named '{}'", name));
       from.push_back(id);
     }
+    CAIRN_RETURN_IF_ERROR(PrepareReuse(origin));
     for (auto& t : origin) {
       if (t.status == "succeeded") {
         std::string key = t.clone_key;
@@ -192,10 +204,41 @@ Status Engine::RunState::Prepare() {
   return Status::OK();
 }
 
+Status Engine::RunState::PrepareReuse(const std::vector<TaskRecord>& origin) {
+  CAIRN_ASSIGN_OR_RETURN(RunRecord origin_run, e_.store_.GetRun(e_.graph_.flow_name(), options_.origin_run_id));
+  auto pairs = [](const std::vector<ArtifactRecord>& artifacts) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const ArtifactRecord& a : artifacts) out.emplace_back(a.name, a.digest);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  bool params_same = false;
+  for (const TaskRecord& t : origin) {
+    if (t.step == "_parameters") params_same = pairs(t.artifacts) == pairs(params_);
+  }
+  bool enabled = options_.resume_steps.empty() && params_same;
+  std::string why = options_.resume_steps.empty()
+                        ? fmt::format("its parameters differ from run {}'s", options_.origin_run_id)
+                        : "resume was asked to re-run it";
+  reuse_ = std::make_unique<ResumeReuse>(e_.graph_, options_.origin_run_id, origin_run.graph_json, enabled, why);
+  return Status::OK();
+}
+
 Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()>& interrupted) {
   CAIRN_RETURN_IF_ERROR(Prepare());
   log_.RunStarted(options_, run_id_, e_.graph_.flow_name());
   e_.sink_.RunStarted(run_id_, e_.graph_.flow_name(), options_.origin_run_id);
+  if (reuse_) {
+    std::vector<bool> had_finished(e_.graph_.steps().size(), false);
+    for (const auto& [key, t] : origin_) {
+      StepId id = e_.graph_.Find(t.step);
+      if (id != kNoStep) had_finished[static_cast<size_t>(id)] = true;
+    }
+    for (const std::string& note : reuse_->StartNotes(rerun_, had_finished)) {
+      e_.sink_.Note(note);
+      log_.Note(note);
+    }
+  }
   plan_.Start();
   last_flush_ = MonotonicSeconds();
 
@@ -230,6 +273,12 @@ Result<RunSummary> Engine::RunState::Run(int wake_fd, const std::function<bool()
   Status st = Flush(true);
   if (st.ok()) st = e_.store_.FinishRun(run_id_, summary_.status, summary_.failure);
   if (!st.ok()) return Abandon(st);
+  if (reuse_) {
+    for (const std::string& note : reuse_->EndNotes()) {
+      e_.sink_.Note(note);
+      log_.Note(note);
+    }
+  }
   log_.RunFinished(summary_);
   e_.sink_.RunFinished(summary_);
   return summary_;
@@ -400,11 +449,22 @@ Status Engine::RunState::StartTask(TaskKey key) {
 bool Engine::RunState::TryClone(TaskKey key) {
   if (origin_.empty()) return false;
   const PlannedTask& t = plan_.task(key);
-  if (rerun_[static_cast<size_t>(t.step)]) return false;
+  if (t.attempt > 0 || t.fallback) return false;
   auto it = origin_.find(plan_.CloneKey(key));
-  if (it == origin_.end()) return false;
+  bool rerun = rerun_[static_cast<size_t>(t.step)];
+  bool clone = it != origin_.end();
+  if (clone && rerun) {
+    // A re-run step's task is still cloned when its code and inputs are the
+    // origin twin's (ResumeReuse).
+    std::vector<int64_t> parents_origin;
+    for (TaskKey parent : t.parents) parents_origin.push_back(task(parent).cloned_from);
+    clone = reuse_->MayClone(t.step, parents_origin, it->second);
+  }
+  reuse_->Count(t.step, rerun, clone, EventFor(key).foreach_width > 0);
+  if (!clone) return false;
   const TaskRecord& from = it->second;
   Task& rt = task(key);
+  rt.cloned_from = from.task_id;
   rt.artifacts = from.artifacts;
   rt.outcome_json = from.result_json;
   rt.started_at = from.started_at;

@@ -142,6 +142,10 @@ void EngineLog::Interrupted(int running) {
   if (logger_) logger_->warn("interrupted: killing {} running task(s)", running);
 }
 
+void EngineLog::Note(std::string_view line) {
+  if (logger_) logger_->info("{}", line);
+}
+
 void EngineLog::RunFinished(const RunSummary& s) {
   if (!logger_) return;
   logger_->log(s.status == "succeeded" ? spdlog::level::info : spdlog::level::warn,

@@ -59,6 +59,8 @@ class EngineLog {
   void TaskCloned(const TaskEvent& task, std::string_view origin);
   void Committed(size_t records, double seconds, const Status& status);
   void Interrupted(int running);
+  // A line about the whole run (what resume reused and why, a sweep).
+  void Note(std::string_view line);
   void RunFinished(const RunSummary& summary);
   void Error(std::string_view what, const Status& status);
   void Flush();

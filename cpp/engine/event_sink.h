@@ -35,6 +35,8 @@ class EventSink {
   // One line of a task's output, without its newline. stream: 1 or 2.
   virtual void TaskOutput(const TaskEvent& task, int stream, std::string_view line) {}
   virtual void TaskFinished(const TaskEvent& task, const TaskEnd& end) {}
+  // A line about the run as a whole (what resume reused, and why).
+  virtual void Note(const std::string& line) {}
   virtual void RunFinished(const RunSummary& summary) {}
 };
 

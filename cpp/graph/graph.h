@@ -38,6 +38,9 @@ struct Step {
   std::string name;
   int line = 0;                      // source line of the def, for errors
   std::string doc;
+  // Digest of the step's source and decorator arguments (graph.py); equal
+  // across runs means the same code. Empty: unknown (never equal).
+  std::string code_hash;
   Transition transition = Transition::kLinear;
   bool is_join = false;              // takes `inputs`
   std::vector<StepId> next;          // every possible successor, in source order

@@ -22,6 +22,7 @@ struct StepSpec {
   std::string name;
   int line = 0;
   std::string doc;
+  std::string code_hash;
   std::string transition;
   std::vector<std::string> next;
   int next_line = 0;
@@ -63,6 +64,7 @@ Status ParseStep(const json& j, StepSpec* step) {
   if (step->name.empty()) return Status::InvalidArgument("a step has no name");
   step->line = Get<int>(j, "line", 0);
   step->doc = Get<std::string>(j, "doc", "");
+  step->code_hash = Get<std::string>(j, "code_hash", "");
   step->transition = Get<std::string>(j, "transition", "");
   if (!Transitions().count(step->transition)) {
     return Status::InvalidArgument("step '" + step->name +
@@ -168,6 +170,7 @@ Result<Graph> GraphBuilder::Build() {
     step.name = s.name;
     step.line = s.line;
     step.doc = s.doc;
+    step.code_hash = s.code_hash;
     step.is_join = s.is_join;
     step.foreach_var = s.foreach_var;
     step.switch_var = s.switch_var;

@@ -52,6 +52,14 @@ constexpr int kCopyThreads = 2;
 constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 constexpr size_t kHugePageSize = 2u << 20;
 constexpr size_t kReadChunk = 1u << 20;  // GetInto's pread size
+// Put re-verifies an existing blob in full before trusting it when that is
+// cheap next to the hash Put already computed: raw blobs up to kVerifyRawMax
+// (read and compared with the value), zstd blobs up to kVerifyZstdMax (Get:
+// decompressed at ~1 GB/s, then hashed). Bigger ones get the cheap header and size
+// check, plus the bad marker a failed Get leaves (docs/datastore.md).
+constexpr uint64_t kVerifyRawMax = 64u << 20;
+constexpr uint64_t kVerifyZstdMax = 16u << 20;
+constexpr char kBadSuffix[] = ".bad";
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
 
@@ -336,7 +344,9 @@ Result<std::unique_ptr<MappedBlob>> Decompress(const uint8_t* body, size_t body_
 // Whether the file at `path` has the header of the value about to be stored
 // and the size that implies: a cheap check that catches a blob cut short by
 // a power loss (no fsync), so that storing the value again repairs it.
-bool LooksIntact(const std::string& path, std::span<const ByteView> segments, uint64_t size) {
+// `codec_out` receives the stored codec.
+bool LooksIntact(const std::string& path, std::span<const ByteView> segments, uint64_t size,
+                 uint32_t* codec_out) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st;
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) return false;
@@ -347,6 +357,7 @@ bool LooksIntact(const std::string& path, std::span<const ByteView> segments, ui
     return false;
   }
   uint32_t codec = GetU32(&actual[12]);
+  *codec_out = codec;
   PutU32(&actual[12], kRaw);  // either codec is fine
   if (actual != expected) return false;
   std::vector<uint64_t> lengths;
@@ -362,6 +373,33 @@ bool LooksIntact(const std::string& path, std::span<const ByteView> segments, ui
   size_t frame = ZSTD_findFrameCompressedSize(static_cast<uint8_t*>(map) + expected.size(), body);
   munmap(map, file_size);
   return !ZSTD_isError(frame) && frame == body;
+}
+
+// Whether the raw blob at `path`, already found intact in header and size,
+// holds exactly these segments: its body is read in chunks and compared
+// with them. pread from the page cache is several times faster than mapping
+// the file on a VM, where every page of a mapping costs a fault
+// (docs/datastore.md, "Writing").
+bool RawBodyMatches(const std::string& path, std::span<const ByteView> segments) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return false;
+  std::vector<uint64_t> lengths;
+  for (const ByteView& seg : segments) lengths.push_back(seg.size);
+  Layout layout = LayOut(lengths);
+  uint64_t body = AlignUp(kFixedHeaderSize + 8 * segments.size());
+  std::vector<uint8_t> buffer(kWriteBufferSize);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const uint8_t* want = static_cast<const uint8_t*>(segments[i].data);
+    for (uint64_t done = 0; done < lengths[i];) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buffer.size(), lengths[i] - done));
+      if (!ReadExactly(fd.get(), buffer.data(), n, body + layout.offsets[i] + done, path).ok() ||
+          std::memcmp(buffer.data(), want + done, n) != 0) {
+        return false;
+      }
+      done += n;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -382,18 +420,21 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   for (const ByteView& s : segments) result.size += s.size;
   result.digest = DigestOf(segments);
   std::string path = PathOf(result.digest);
-  if (Exists(path)) {
-    if (LooksIntact(path, segments, result.size)) {
-      result.existed = true;
-      return result;
-    }
-    // Damaged (see LooksIntact): write it again; the rename replaces it.
+  // Reused only if its mtime can say so: `cairn gc` reads a fresh mtime as
+  // "in use" (docs/datastore.md). Another user's blob may refuse the touch;
+  // then it is written anew, which is always safe.
+  if (Exists(path) && ExistingIsSound(path, result.digest, segments, result.size) &&
+      ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) == 0) {
+    result.existed = true;
+    return result;
   }
+  // Absent or damaged: write it (again); the rename replaces a damaged one.
   CAIRN_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.find_last_of('/'))));
+  CAIRN_RETURN_IF_ERROR(MakeDirs(TempDir()));
 
   Codec codec = LooksCompressible(segments, result.size) ? kZstd : kRaw;
   std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
-  std::string tmp = UniqueTempPath(path);
+  std::string tmp = TempPathFor(result.digest);
   // Mode read-only: a blob never changes, and a raw blob's unmodified pages
   // are shared with the file by every reader's private mapping. Opened
   // read-write all the same (a shared mapping needs it; the mode applies to
@@ -426,8 +467,26 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
     ::unlink(tmp.c_str());
     return s;
   }
+  ::unlink((path + kBadSuffix).c_str());  // repaired, if it was marked bad
   result.stored_size = static_cast<uint64_t>(st.st_size);
   return result;
+}
+
+bool ArtifactStore::ExistingIsSound(const std::string& path, const std::string& digest,
+                                    std::span<const ByteView> segments, uint64_t size) const {
+  uint32_t codec = kRaw;
+  if (!LooksIntact(path, segments, size, &codec)) return false;
+  if (codec == kRaw && size <= kVerifyRawMax) return RawBodyMatches(path, segments);
+  if (codec == kZstd && size <= kVerifyZstdMax) return Get(digest).ok();
+  return !Exists(path + kBadSuffix);
+}
+
+std::string ArtifactStore::TempDir() const { return root_ + "/objects/tmp"; }
+
+std::string ArtifactStore::TempPathFor(const std::string& digest) const {
+  // UniqueTempPath puts the writer's pid in the name: SweepTempFiles knows
+  // a leftover from a dead writer by it.
+  return UniqueTempPath(TempDir() + "/" + digest);
 }
 
 namespace {
@@ -441,7 +500,12 @@ struct BlobHeader {
   uint64_t file_size = 0;
 };
 
+// A damaged blob: marked bad (best effort: a reader may not be allowed to
+// write), so that the next Put of its value rewrites it even where Put
+// trusts a big blob's header and size, then reported.
 Status Corrupt(const std::string& digest, const std::string& path, std::string_view why) {
+  int marker = ::open((path + kBadSuffix).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (marker >= 0) ::close(marker);
   return Status::Corruption("blob " + digest + " (" + path + "): " + std::string(why));
 }
 

@@ -1,7 +1,7 @@
 // ArtifactStore: content-addressed, compressed blobs under root/objects/.
 // A blob is a list of segments (a pickle stream and its out-of-band buffers);
 // its digest covers the segments, so equal values are stored once. Writes go
-// to a temp file and are renamed into place: a crash never leaves a partial
+// to a temp file (root/objects/tmp/) and are renamed into place: a crash never leaves a partial
 // blob under its final name, and writing a blob twice is harmless. Reads
 // verify the digest. Safe to use from several processes at once.
 #pragma once
@@ -41,8 +41,12 @@ class ArtifactStore {
   // `root` is the datastore root; blobs live in root/objects/ab/cdef....
   explicit ArtifactStore(std::string root);
 
+  // Stores the value, or reuses its existing blob if that is sound: a
+  // damaged blob (cut short, garbled, or marked bad by a failed Get) is
+  // written again, which repairs it for every run that refers to it.
   Result<PutResult> Put(std::span<const ByteView> segments);
-  // kNotFound if absent; kCorruption if its content no longer matches.
+  // kNotFound if absent; kCorruption if its content no longer matches (and
+  // then the blob is marked bad, so that the next Put of it rewrites it).
   Result<std::unique_ptr<Blob>> Get(const std::string& digest) const;
   // Reads a one-segment blob (a bytes value) into memory the caller owns:
   // `allocate(size)` is called once with the segment's size and returns
@@ -54,8 +58,14 @@ class ArtifactStore {
                  const std::function<uint8_t*(uint64_t size)>& allocate) const;
   bool Has(const std::string& digest) const;
   std::string PathOf(const std::string& digest) const;
+  // Where blobs are written before being renamed into place: root/objects/tmp.
+  std::string TempDir() const;
 
  private:
+  bool ExistingIsSound(const std::string& path, const std::string& digest,
+                       std::span<const ByteView> segments, uint64_t size) const;
+  std::string TempPathFor(const std::string& digest) const;
+
   std::string root_;
 };
 

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -236,7 +237,11 @@ Status Datastore::State::Prepare() {
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_artifact,
        "INSERT INTO artifacts (run_id, " ARTIFACT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-      {&insert_blob, "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)"},
+      // Stored once per value; a row whose bytes differ (damaged) is rewritten.
+      // The comparison costs a memcmp of at most 4 KiB, and only on a conflict.
+      {&insert_blob,
+       "INSERT INTO blobs (digest, data) VALUES (?1, ?2) ON CONFLICT (digest) "
+       "DO UPDATE SET data = excluded.data WHERE blobs.data IS NOT excluded.data"},
       {&blob, "SELECT data FROM blobs WHERE digest = ?1"},
       {&blobs_of_run,
        "SELECT b.digest, b.data FROM blobs b WHERE b.digest IN "
@@ -509,7 +514,71 @@ Result<std::vector<std::pair<std::string, std::string>>> Datastore::BlobsOfRun(i
   std::vector<std::pair<std::string, std::string>> out;
   Stmt& q = s.blobs_of_run.Reset().Bind(1, run_id);
   CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) { out.emplace_back(row.ColumnText(0), row.ColumnBlob(1)); }));
+  // A damaged row is left out rather than handed to tasks as their input.
+  std::erase_if(out, [](const auto& blob) {
+    ByteView view{blob.second.data(), blob.second.size()};
+    return DigestOf(std::span<const ByteView>(&view, 1)) != blob.first;
+  });
   return out;
+}
+
+Result<int64_t> Datastore::RunCount() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_ASSIGN_OR_RETURN(Stmt q, s.db.Prepare("SELECT count(*) FROM runs"));
+  int64_t count = 0;
+  CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) { count = row.ColumnInt64(0); }));
+  return count;
+}
+
+Result<std::vector<RunningRun>> Datastore::RunningRuns() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_ASSIGN_OR_RETURN(
+      Stmt q, s.db.Prepare("SELECT run_id, engine_pid, created_at FROM runs WHERE status = 'running'"));
+  std::vector<RunningRun> out;
+  CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) {
+    out.push_back(RunningRun{row.ColumnInt64(0), row.ColumnInt64(1), row.ColumnDouble(2)});
+  }));
+  return out;
+}
+
+Result<std::vector<std::string>> Datastore::ArtifactDigests() {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  CAIRN_ASSIGN_OR_RETURN(Stmt q, s.db.Prepare("SELECT DISTINCT digest FROM artifacts"));
+  std::vector<std::string> out;
+  CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) { out.push_back(row.ColumnText(0)); }));
+  return out;
+}
+
+Result<SmallBlobUsage> Datastore::SmallBlobs(bool remove_unreferenced) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (remove_unreferenced) CAIRN_RETURN_IF_ERROR(s.CheckWritable());
+  std::optional<Txn> txn;
+  if (remove_unreferenced) {
+    CAIRN_ASSIGN_OR_RETURN(Txn t, Txn::Begin(s.db));
+    txn.emplace(std::move(t));
+  }
+  SmallBlobUsage usage;
+  CAIRN_ASSIGN_OR_RETURN(
+      Stmt q, s.db.Prepare("SELECT count(*), coalesce(sum(length(data)), 0), "
+                           "coalesce(sum(digest NOT IN (SELECT digest FROM artifacts)), 0), "
+                           "coalesce(sum(CASE WHEN digest NOT IN (SELECT digest FROM artifacts) "
+                           "THEN length(data) ELSE 0 END), 0) FROM blobs"));
+  CAIRN_RETURN_IF_ERROR(q.ForEachRow([&](const Stmt& row) {
+    usage.count = row.ColumnInt64(0);
+    usage.bytes = static_cast<uint64_t>(row.ColumnInt64(1));
+    usage.unreferenced = row.ColumnInt64(2);
+    usage.unreferenced_bytes = static_cast<uint64_t>(row.ColumnInt64(3));
+  }));
+  if (txn) {
+    CAIRN_RETURN_IF_ERROR(
+        s.db.Exec("DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM artifacts)"));
+    CAIRN_RETURN_IF_ERROR(txn->Commit());
+  }
+  return usage;
 }
 
 Status Datastore::AddTags(int64_t run_id, const std::vector<std::string>& tags) {

@@ -87,6 +87,21 @@ struct NewRun {
   std::vector<std::string> system_tags;
 };
 
+// What the `blobs` table holds, and how much of it no artifact refers to.
+struct SmallBlobUsage {
+  int64_t count = 0;
+  uint64_t bytes = 0;
+  int64_t unreferenced = 0;
+  uint64_t unreferenced_bytes = 0;
+};
+
+// A run whose status is "running": its engine's pid and when it started.
+struct RunningRun {
+  int64_t run_id = 0;
+  int64_t engine_pid = 0;
+  double created_at = 0;
+};
+
 class Datastore {
  public:
   enum class Mode { kReadWrite, kReadOnly };
@@ -140,6 +155,16 @@ class Datastore {
   Result<std::string> GetBlob(const std::string& digest);
   // Every small blob an artifact of `run_id` refers to (resume needs them).
   Result<std::vector<std::pair<std::string, std::string>>> BlobsOfRun(int64_t run_id);
+
+  // --- maintenance (store/gc.h: cairn gc, cairn du) ---
+  Result<int64_t> RunCount();
+  Result<std::vector<RunningRun>> RunningRuns();
+  // Every digest any artifact of any run refers to, each once.
+  Result<std::vector<std::string>> ArtifactDigests();
+  // Measures the `blobs` table; with `remove_unreferenced`, deletes the rows
+  // no artifact refers to in the same transaction (one statement, so a task
+  // recorded meanwhile is either counted as a reference or not yet there).
+  Result<SmallBlobUsage> SmallBlobs(bool remove_unreferenced);
 
  private:
   struct State;

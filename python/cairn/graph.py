@@ -6,9 +6,12 @@ each step's source, as in Metaflow."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import linecache
 import os
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,7 @@ class StepInfo:
     parallel: bool = False  # self.next(..., num_parallel=N)
     decorators: list[StepDecorator] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    code_hash: str = ""
 
     def to_spec(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -43,7 +47,7 @@ class StepInfo:
         spec: dict[str, Any] = {
             "name": self.name, "line": self.line, "doc": self.doc, "transition": self.transition,
             "next": self.next, "next_line": self.next_line, "is_join": self.is_join,
-            "options": options, "problems": self.problems,
+            "options": options, "problems": self.problems, "code_hash": self.code_hash,
         }
         if self.foreach:
             spec["foreach"] = self.foreach
@@ -280,11 +284,27 @@ def collect_steps(flow_cls: type, extra: list[StepDecorator] | None = None,
             info.problems.append("its source could not be read, so its self.next cannot be found")
         info.doc = inspect.getdoc(func) or ""
         info.decorators = with_decorators(func, extra or [])
+        if node is not None:
+            info.code_hash = code_hash(file, node, info.decorators)
         if name in RESERVED:
             info.problems.append(f"'{name}' is a reserved name; rename the step")
         steps.append(info)
     steps.sort(key=lambda s: (s.file, s.line))
     return steps
+
+
+def code_hash(file: str, node: ast.FunctionDef, decorators: list[StepDecorator]) -> str:
+    """A stable digest of a step's code (docs/architecture.md, "The step code
+    hash"): the text of its `def` through its last line, dedented and with
+    trailing spaces dropped, then each decorator with its arguments, by name.
+    Equal hashes mean a task given equal inputs computes the same thing, so
+    resume can reuse its finished tasks (and step caching could)."""
+    lines = linecache.getlines(file)[node.lineno - 1:node.end_lineno]
+    source = textwrap.dedent("".join(line.rstrip() + "\n" for line in lines))
+    digest = hashlib.sha256(source.encode("utf-8"))
+    for d in sorted(decorators, key=lambda d: d.name):
+        digest.update(b"\0" + repr(d).encode("utf-8"))
+    return digest.hexdigest()[:32]
 
 
 def attributes_of(flow_cls: type, kind: type) -> dict[str, Any]:

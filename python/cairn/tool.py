@@ -13,7 +13,7 @@ import traceback
 from typing import Callable
 
 # Modules that define tools, imported when the command line is built.
-TOOL_MODULES = ["cairn.tool", "cairn.logs", "cairn.ui.command"]
+TOOL_MODULES = ["cairn.tool", "cairn.logs", "cairn.ui.command", "cairn.gc"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]

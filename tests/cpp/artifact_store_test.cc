@@ -262,6 +262,51 @@ TEST_F(ArtifactStoreTest, PutRepairsABlobCutShort) {
   }
 }
 
+// A blob damaged in place (bit rot, a stray write) keeps its header and
+// size; Put verifies it in full before trusting it, so storing the value
+// again repairs it for every run that refers to it.
+TEST_F(ArtifactStoreTest, PutRepairsAGarbledBlob) {
+  for (const std::string& data : {RandomBytes(50000, 13), Dna(50000, 13)}) {
+    ByteView views[] = {{data.data(), data.size()}};
+    ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+    std::string path = store_.PathOf(put.digest);
+    off_t middle = static_cast<off_t>(put.stored_size / 2);
+    ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(path));
+    Patch(path, middle, std::string(1, static_cast<char>(bytes[middle] ^ 0x01)));
+    ASSERT_EQ(store_.Get(put.digest).status().code(), Status::Code::kCorruption);
+    ASSERT_OK_AND_ASSIGN(PutResult again, store_.Put(views));
+    EXPECT_FALSE(again.existed);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(put.digest));
+    EXPECT_EQ(AsString(blob->segment(0)), data);
+    EXPECT_FALSE(Exists(path + ".bad"));
+    // Sound now: the next Put reuses it.
+    ASSERT_OK_AND_ASSIGN(PutResult third, store_.Put(views));
+    EXPECT_TRUE(third.existed);
+  }
+}
+
+// Too big to decompress on every Put: trusted on its header and frame size
+// until a Get finds it damaged and marks it bad; the next Put rewrites it.
+TEST_F(ArtifactStoreTest, PutRewritesABigCompressedBlobAGetFoundBad) {
+  std::string data = Dna(17u << 20, 14);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  std::string path = store_.PathOf(put.digest);
+  ASSERT_EQ(CodecOf(path), 1u);
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(path));
+  off_t middle = static_cast<off_t>(bytes.size() / 2) + 7;
+  Patch(path, middle, std::string(1, static_cast<char>(bytes[middle] ^ 0x01)));
+  ASSERT_OK_AND_ASSIGN(PutResult unverified, store_.Put(views));
+  EXPECT_TRUE(unverified.existed);
+  EXPECT_EQ(store_.Get(put.digest).status().code(), Status::Code::kCorruption);
+  EXPECT_TRUE(Exists(path + ".bad"));
+  ASSERT_OK_AND_ASSIGN(PutResult again, store_.Put(views));
+  EXPECT_FALSE(again.existed);
+  EXPECT_FALSE(Exists(path + ".bad"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Blob> blob, store_.Get(put.digest));
+  EXPECT_EQ(AsString(blob->segment(0)), data);
+}
+
 TEST_F(ArtifactStoreTest, MissingBlobIsNotFound) {
   std::string digest = DigestOf({});
   Result<std::unique_ptr<Blob>> blob = store_.Get(digest);

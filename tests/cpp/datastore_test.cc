@@ -471,6 +471,25 @@ TEST_F(DatastoreTest, SmallBlobsAreRecordedWithTheirTaskAndVerifiedOnRead) {
   Result<std::string> bad = ds_->GetBlob(digest);
   EXPECT_EQ(bad.status().code(), Status::Code::kCorruption);
   EXPECT_NE(bad.status().message().find(digest), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto sound, ds_->BlobsOfRun(run.run_id));
+  EXPECT_TRUE(sound.empty());  // never handed on to a task
+}
+
+TEST_F(DatastoreTest, StoringADamagedSmallBlobAgainRepairsIt) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  std::string data = "a small value";
+  ByteView view{data.data(), data.size()};
+  std::string digest = DigestOf(std::span<const ByteView>(&view, 1));
+  TaskRecord task = MakeTask(run.run_id, 1, "start");
+  task.artifacts.assign(1, ArtifactRecord{"x", digest, static_cast<int64_t>(data.size()), "str", "pickle5"});
+  task.blobs.emplace_back(digest, data);
+  ASSERT_OK(ds_->RecordTasks({task}));
+  RawExec("UPDATE blobs SET data = X'00'");
+  ASSERT_EQ(ds_->GetBlob(digest).status().code(), Status::Code::kCorruption);
+  task.task_id = 2;
+  ASSERT_OK(ds_->RecordTasks({task}));
+  ASSERT_OK_AND_ASSIGN(std::string back, ds_->GetBlob(digest));
+  EXPECT_EQ(back, data);
 }
 
 TEST_F(DatastoreTest, GarbledSchemaVersionIsCorruption) {

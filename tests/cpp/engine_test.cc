@@ -168,16 +168,37 @@ class EngineTest : public ::testing::Test {
     graph_ = std::make_unique<Graph>(std::move(graph).value());
   }
 
-  Result<RunSummary> Run(FakeLauncher& launcher, int64_t origin_run_id = 0) {
+  Result<RunSummary> Run(FakeLauncher& launcher, int64_t origin_run_id = 0,
+                         std::vector<std::string> resume_steps = {}) {
     RunOptions options;
     options.root = dir_.path();
     options.graph_json = spec_;
     options.max_workers = 4;
     options.origin_run_id = origin_run_id;
-    EventSink sink;  // every hook does nothing
+    options.resume_steps = std::move(resume_steps);
+    NoteSink sink;
     Engine engine(*graph_, *store_, launcher, sink);
-    return engine.Run(options);
+    Result<RunSummary> summary = engine.Run(options);
+    notes_ = sink.notes;
+    return summary;
   }
+
+  // Gives `step` a code hash in the spec (as graph.py does).
+  void SetCodeHash(const std::string& step, const std::string& hash) {
+    json spec = json::parse(spec_);
+    for (json& s : spec["steps"]) {
+      if (s["name"] == step) s["code_hash"] = hash;
+    }
+    spec_ = spec.dump();
+    Result<Graph> graph = Graph::FromSpec(spec_);
+    ASSERT_OK(graph);
+    graph_ = std::make_unique<Graph>(std::move(graph).value());
+  }
+
+  struct NoteSink : EventSink {
+    void Note(const std::string& line) override { notes.push_back(line); }
+    std::vector<std::string> notes;
+  };
 
   // The recorded task of `step` in `run_id` (the first, if several).
   TaskRecord TaskOf(int64_t run_id, const std::string& step) {
@@ -191,6 +212,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Datastore> store_;
   std::string spec_;
   std::unique_ptr<Graph> graph_;
+  std::vector<std::string> notes_;   // of the last Run
 };
 
 TEST_F(EngineTest, LinearRunRecordsEveryTaskWithArtifactsAndLogs) {
@@ -444,6 +466,81 @@ TEST_F(EngineTest, ResumeClonesWhatSucceededBeforeTheFailedStep) {
   EXPECT_EQ(join["origin_run_id"], failed.run_id);
   ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("BranchFlow", resumed.run_id));
   EXPECT_EQ(run.origin_run_id, failed.run_id);
+}
+
+// A foreach of 5 whose splits 3 and 4 failed (as an interrupted run's
+// killed splits do): the scripted 'work' task fails from its `fail_from`th start.
+FakeLauncher::Script ForeachScript(int fail_from, char digit) {
+  auto started = std::make_shared<int>(0);
+  return [=](const std::string& step, int) {
+    Ending e;
+    if (step == "start") {
+      e.result = json{{"artifacts", json::array({json::array({"items", std::string(32, 'i'), 3, "list", "pickle5"})})},
+                      {"foreach_count", 5}}.dump();
+    } else {
+      e.result = ResultWith(step + "_value", digit);
+    }
+    if (step == "work" && (*started)++ >= fail_from) e.exit_code = 1;
+    return e;
+  };
+}
+
+TEST_F(EngineTest, ResumeClonesTheFinishedSplitsOfAStepWhoseCodeIsUnchanged) {
+  LoadShape("foreach");
+  SetCodeHash("work", "hash-of-work");
+  FakeLauncher first(ForeachScript(3, 'a'));
+  ASSERT_OK_AND_ASSIGN(RunSummary failed, Run(first));
+  ASSERT_EQ(failed.status, "failed");
+
+  FakeLauncher second(ForeachScript(100, 'b'));
+  ASSERT_OK_AND_ASSIGN(RunSummary resumed, Run(second, failed.run_id));
+  EXPECT_EQ(resumed.status, "succeeded");
+  // start and 3 finished splits cloned; the 2 failed splits, join and end ran.
+  EXPECT_EQ(resumed.tasks_cloned, 4);
+  EXPECT_EQ(second.started_steps(), (std::vector<std::string>{"work", "work", "join", "end"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<TaskRecord> work, store_->Tasks(resumed.run_id, "work"));
+  int cloned = 0;
+  for (const TaskRecord& t : work) cloned += t.origin.empty() ? 0 : 1;
+  EXPECT_EQ(cloned, 3);
+  EXPECT_EQ(notes_, (std::vector<std::string>{"cloned 3 of 5 splits of 'work': its code is unchanged since run " +
+                                              std::to_string(failed.run_id)}));
+}
+
+TEST_F(EngineTest, ResumeRerunsEverySplitOfAStepWhoseCodeChanged) {
+  LoadShape("foreach");
+  SetCodeHash("work", "hash-of-work");
+  FakeLauncher first(ForeachScript(3, 'a'));
+  ASSERT_OK_AND_ASSIGN(RunSummary failed, Run(first));
+
+  SetCodeHash("work", "hash-of-the-edited-work");
+  FakeLauncher second(ForeachScript(100, 'b'));
+  ASSERT_OK_AND_ASSIGN(RunSummary resumed, Run(second, failed.run_id));
+  EXPECT_EQ(resumed.status, "succeeded");
+  EXPECT_EQ(resumed.tasks_cloned, 1);  // start only
+  EXPECT_EQ(second.started_steps().size(), 7u);
+  EXPECT_EQ(notes_, (std::vector<std::string>{"re-running every task of 'work': its code changed since run " +
+                                              std::to_string(failed.run_id)}));
+}
+
+TEST_F(EngineTest, ResumeRerunsEverySplitWithoutAKnownHashOrWhenAStepIsNamed) {
+  LoadShape("foreach");  // no code hashes: an origin from before them
+  FakeLauncher first(ForeachScript(3, 'a'));
+  ASSERT_OK_AND_ASSIGN(RunSummary failed, Run(first));
+  FakeLauncher second(ForeachScript(100, 'b'));
+  ASSERT_OK_AND_ASSIGN(RunSummary resumed, Run(second, failed.run_id));
+  EXPECT_EQ(resumed.tasks_cloned, 1);
+  ASSERT_EQ(notes_.size(), 1u);
+  EXPECT_NE(notes_[0].find("recorded no code hash"), std::string::npos) << notes_[0];
+
+  // Hashes equal, but `resume work` asks for the step to run again.
+  SetCodeHash("work", "hash-of-work");
+  FakeLauncher third(ForeachScript(3, 'a'));
+  ASSERT_OK_AND_ASSIGN(RunSummary hashed, Run(third));
+  FakeLauncher fourth(ForeachScript(100, 'b'));
+  ASSERT_OK_AND_ASSIGN(RunSummary named, Run(fourth, hashed.run_id, {"work"}));
+  EXPECT_EQ(named.status, "succeeded");
+  EXPECT_EQ(named.tasks_cloned, 1);
+  EXPECT_EQ(fourth.started_steps().size(), 7u);
 }
 
 }  // namespace

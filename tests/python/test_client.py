@@ -205,7 +205,11 @@ def test_resumed_run_knows_where_cloned_tasks_came_from(ds):
     assert start["items"].origin_pathspec == f"{origin.pathspec}/items"
     assert start["items"].sha == origin["items"].sha
     assert start.stdout == origin.stdout == "starting\n"
-    assert all(t.origin_pathspec is None for t in run["work"])
+    # The failed split ran again; the splits that finished were cloned (the
+    # step's code is unchanged).
+    finished = {t.index: t.pathspec for t in Run(FAILED)["work"] if t.successful}
+    assert 1 not in finished
+    assert {t.index: t.origin_pathspec for t in run["work"]} == {**finished, 1: None}
     assert Run(OK)["start"].origin_pathspec is None and Run(OK).origin_pathspec is None
 
 

@@ -93,21 +93,29 @@ def check_clones(run, origin, cloned_steps: set[str], new_blobs: set[str]) -> No
     assert new_blobs <= rerun_digests
 
 
-def test_resume_after_a_failed_split_reruns_the_foreach_step(runner):
+def test_resume_after_a_failed_split_keeps_the_finished_splits(runner):
     flow = runner.write("resume_flow.py", RESUME_FLOW)
     (runner.dir / "FAIL_EACH").touch()
     proc = runner.run(flow, "run", "--alpha", "3")
     assert proc.returncode == 1
     (runner.dir / "FAIL_EACH").unlink()
-    before = blob_files(runner.root)
 
     proc = runner.run(flow, "resume", check=True)
     assert "resuming run 1 (run-id 2)" in proc.stdout
+    # The resume point is the failed step, but its code is unchanged: the
+    # splits that succeeded are cloned, only the failed one runs again.
+    assert "cloned 3 of 4 splits of 'each': its code is unchanged since run 1" in proc.stdout
     origin, run = Flow("ResumeFlow")["1"], Flow("ResumeFlow")["2"]
     assert run.successful and run.origin_pathspec == "ResumeFlow/1"
     assert run.parameters == {"alpha": 3}
-    # The resume point is the failed step: its successful splits run again, as in Metaflow.
-    check_clones(run, origin, {"start"}, blob_files(runner.root) - before)
+    twins = {t.index: t for t in origin["each"]}
+    for t in run["each"]:
+        if t.index == 2:
+            assert t.origin_pathspec is None
+        else:
+            assert t.origin_pathspec == twins[t.index].pathspec
+            assert {a.id: a.sha for a in t} == {a.id: a.sha for a in twins[t.index]}
+    assert not run["gather"].task.origin_pathspec
     assert run.data.result == ((1 + 4 + 9 + 16) * 3, ["a", "b"], 3)
     assert run["join"].task.data.origin == "1"  # current.origin_run_id
 
