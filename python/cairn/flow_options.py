@@ -62,15 +62,12 @@ def run_configs(flow_name: str, root: str, run_id: int | None = None) -> dict[st
     commands that act on an existing run (resume; spin): pass them to
     read_configs(flow_cls, stored=...)."""
     from . import _core
+    from .runtime import run_to_resume
 
     ds = _core.Datastore(root, readonly=True)
     try:
-        if run_id is None:
-            runs = ds.runs(flow_name, 1)
-            if not runs:
-                raise _core.NotFoundError(f"flow {flow_name} has no run to resume")
-            run_id = runs[0].run_id
-        graph = json.loads(ds.get_run(flow_name, run_id).graph_json or "{}")
+        run = ds.get_run(flow_name, run_to_resume(ds, flow_name, run_id))
+        graph = json.loads(run.graph_json or "{}")
     finally:
         del ds
     return graph.get("configs", {})

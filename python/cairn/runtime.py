@@ -104,6 +104,16 @@ def _shown(param: Any, value: Any, given: Any) -> Any:
         return repr(value)
 
 
+def run_to_resume(ds: Any, flow_name: str, run_id: int | None) -> int:
+    """`run_id`, else the flow's latest run (NotFoundError when it has none)."""
+    if run_id is not None:
+        return run_id
+    runs = ds.runs(flow_name, 1)
+    if not runs:
+        raise _core.NotFoundError(f"flow {flow_name} has no run to resume")
+    return runs[0].run_id
+
+
 def origin_parameters(root: str, flow_cls: type, origin_run_id: int | None
                       ) -> tuple[int, list[list[Any]], str]:
     """For resume: the origin run (default: the latest) and its parameters.
@@ -112,12 +122,7 @@ def origin_parameters(root: str, flow_cls: type, origin_run_id: int | None
     flow_name = flow_cls.__name__
     ds = _core.Datastore(root, readonly=True)
     try:
-        if origin_run_id is None:
-            runs = ds.runs(flow_name, 1)
-            if not runs:
-                raise _core.NotFoundError(f"flow {flow_name} has no run to resume")
-            origin_run_id = runs[0].run_id
-        run = ds.get_run(flow_name, origin_run_id)
+        run = ds.get_run(flow_name, run_to_resume(ds, flow_name, origin_run_id))
         params = ds.tasks(run.run_id, "_parameters")
         records = [[a.name, a.digest, a.size, a.type, a.encoding]
                    for t in params for a in t.artifacts]
