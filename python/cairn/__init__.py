@@ -65,7 +65,6 @@ from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
 from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
 from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_step_decorator  # noqa: E402
-from .stores.s3_client import S3, MetaflowS3Exception, MetaflowS3NotFound  # noqa: E402
 from .excepthook import install as _install_excepthook  # noqa: E402
 
 _install_excepthook()
@@ -78,3 +77,14 @@ __all__ += [
 ]
 # Metaflow's S3 client (boto3 is imported on its first request) and its main errors.
 __all__ += ["MetaflowS3Exception", "MetaflowS3NotFound", "S3"]
+_LAZY = {"S3", "MetaflowS3Exception", "MetaflowS3NotFound"}
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: the S3 client imports threading and concurrent.futures,
+    # and threading's at-fork hook costs every forked task ~80 page faults.
+    if name in _LAZY:
+        from .stores import s3_client
+
+        return getattr(s3_client, name)
+    raise AttributeError(f"module 'cairn' has no attribute {name!r}")

@@ -9,14 +9,12 @@ import importlib.util
 import json
 import os
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CairnException
 from ..stores import S3Config, open_store
-from . import package
 
 ADDRESS_VARS = ("CAIRN_RAY_ADDRESS", "RAY_ADDRESS")
 DEFAULT_PENDING_TIMEOUT_S = 60.0
@@ -89,6 +87,8 @@ def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, A
     require_ray()
     address = cluster_address(address)
     require_s3()
+    from . import package  # only for remote steps: tarfile stays out of local runs
+
     digest = package.store(spec["file"], open_store(root))
     return {"address": address, "package": digest, "steps": steps}
 
@@ -107,6 +107,10 @@ def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout
         "flow_file": os.path.basename(spec["file"]),
         "pending_timeout": pending_timeout if pending_timeout is not None else DEFAULT_PENDING_TIMEOUT_S,
     }
+    # Imported here: subprocess imports threading, whose at-fork hook would
+    # cost every task forked from a local run's worker.
+    import subprocess
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "cairn.backends.ray.sidecar", json.dumps(config)],
         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,

@@ -11,7 +11,6 @@ import html
 import os
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -228,6 +227,7 @@ class CardSession:
 
 
 def _with_timeout(seconds: float, fn: Any) -> Any:
+    import threading  # here, not at import: its at-fork hook costs each forked task
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         return fn()
 

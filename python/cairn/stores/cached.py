@@ -12,7 +12,6 @@ half in here unchanged; its metadata half replaces the SQLite Datastore."""
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Protocol
 
 from .. import _core
@@ -30,6 +29,7 @@ class CachedStore:
     """Duck-compatible with _core.ArtifactStore (put, get, has, path_of)."""
 
     def __init__(self, root: str, remote: RemoteBlobs):
+        import threading  # here, not at import: its at-fork hook costs each forked task
         self.root = root
         self.local = _core.ArtifactStore(root)
         self.remote = remote
@@ -62,6 +62,7 @@ class CachedStore:
     def fetch(self, digest: str) -> None:
         """Copies a blob from the remote store into the cache (NotFoundError
         if neither has it). The cache then verifies it on every read."""
+        import threading  # here, not at import: its at-fork hook costs each forked task
         if self.local.has(digest):
             return
         path = self.local.path_of(digest)

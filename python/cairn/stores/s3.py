@@ -8,7 +8,6 @@ writer can only write the same bytes)."""
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from .config import S3Config, S3ConfigError
@@ -43,6 +42,7 @@ class S3Blobs:
     own client) and across threads (one client per thread)."""
 
     def __init__(self, config: S3Config):
+        import threading  # here, not at import: its at-fork hook costs each forked task
         self.config = config
         self._local = threading.local()
         self._pid = os.getpid()
@@ -52,6 +52,7 @@ class S3Blobs:
 
     # --- client --------------------------------------------------------------
     def client(self) -> Any:
+        import threading  # here, not at import: its at-fork hook costs each forked task
         if self._pid != os.getpid():  # forked: never share the parent's connections
             self._local = threading.local()
             self._pid = os.getpid()
@@ -69,6 +70,7 @@ class S3Blobs:
     def warm(self) -> None:
         """Loads boto3 and the S3 model before a process forks, so that each
         child makes its own client in milliseconds."""
+        import threading  # here, not at import: its at-fork hook costs each forked task
         self.client()
         self._local = threading.local()  # the parent's client is not for the children
 
