@@ -1,6 +1,7 @@
 #include "store/artifact_store.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -10,7 +11,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -43,15 +46,31 @@ constexpr size_t kMultithreadSize = 32u << 20;
 constexpr int kZstdWorkers = 2;
 constexpr int kZstdJobSize = 1 << 20;  // zstd's default (8 MiB at level 1) gained nothing
 constexpr size_t kWriteBufferSize = 1u << 20;
-// Raw blobs at least this big are copied into mappings of the preallocated
-// file by kCopyThreads threads instead of write(): filling the page cache is
-// the whole cost of storing them, and on a VM whose memory goes back to the
-// host when free, two threads fill it twice as fast (docs/performance.md).
-constexpr size_t kMappedWriteSize = 32u << 20;
-constexpr int kCopyThreads = 2;
-constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
+// Raw blobs at least this big are written by kWriteThreads threads, each
+// one contiguous share of the file in kWriteWindow pwrites that start on
+// kHugePageSize boundaries: filling the page cache is the whole cost of
+// storing them, two threads fill it faster on a VM whose memory goes back to
+// the host when free, and writes that cover whole 2 MiB ranges leave the
+// file in huge page-cache folios, which a reader maps with one page-table
+// entry per 2 MiB instead of 512 (docs/performance.md: mapping 1 GiB took
+// 0.13-0.16 s of faults after mapped writes, under 1 ms after these).
+constexpr size_t kParallelWriteSize = 32u << 20;
+constexpr int kWriteThreads = 2;
+constexpr size_t kWriteWindow = 8u << 20;  // a multiple of kHugePageSize
 constexpr size_t kHugePageSize = 2u << 20;
-constexpr size_t kReadChunk = 1u << 20;  // GetInto's pread size
+#ifdef MADV_POPULATE_READ
+constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kMadvPopulateRead = 22;  // Linux 5.14's value; older headers lack it
+#endif
+// GetInto reads raw blobs in kReadChunk preads, hashing each right after it
+// is read (still in cache); from kParallelReadSize on, kReadThreads threads
+// share the chunks, and the caller's fresh memory is asked for huge pages:
+// filling fresh pages is most of a read's cost here (a 200 MB read: 0.12 s
+// one thread with 4 KiB pages, 0.05 s two threads with 2 MiB pages).
+constexpr size_t kReadChunk = 2u << 20;
+constexpr size_t kParallelReadSize = 16u << 20;
+constexpr int kReadThreads = 2;
 // Put re-verifies an existing blob in full before trusting it when that is
 // cheap next to the hash Put already computed: raw blobs up to kVerifyRawMax
 // (read and compared with the value), zstd blobs up to kVerifyZstdMax (Get:
@@ -159,68 +178,78 @@ Status WriteRaw(int fd, const std::string& what, const std::vector<uint8_t>& hea
   return WriteAllV(fd, iov, what);
 }
 
-// One contiguous copy of a mapped write: `size` bytes from `src` to file
-// offset `offset`.
-struct CopyPiece {
+// One contiguous piece of a raw blob file: `size` bytes from `src` at file
+// offset `offset`. The pieces of a file cover it end to end.
+struct FilePiece {
   size_t offset;
   const uint8_t* src;
   size_t size;
 };
 
-// Copies `pieces` into the file through shared mappings, each of
-// kCopyThreads threads one contiguous share of the file. Each window is
-// dropped from the mapping once copied (its pages stay in the page cache,
-// dirty), so a task's RSS grows by a window per thread, not by the blob.
-Status CopyIntoFile(int fd, const std::vector<CopyPiece>& pieces, size_t file_size,
-                    const std::string& what) {
-  static const size_t kPage = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  size_t share = (file_size + kCopyThreads - 1) / kCopyThreads;
-  share = (share + kPage - 1) / kPage * kPage;
+// Writes `pieces` (file_size bytes in all), each of kWriteThreads threads
+// one contiguous share of the file, rounded to kHugePageSize, in windows of
+// kWriteWindow. Nothing is mapped, so the writer's RSS does not grow.
+Status WriteShares(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what) {
+  size_t share = (file_size + kWriteThreads - 1) / kWriteThreads;
+  share = (share + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
   std::atomic<int> failed_errno{0};
-  auto copy_share = [&](int t) {
+  auto write_share = [&](int t) {
     size_t lo = std::min(file_size, t * share), hi = std::min(file_size, lo + share);
-    if (lo == hi) return;
-    void* map = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(lo));
-    if (map == MAP_FAILED) {
-      failed_errno = errno;
-      return;
-    }
-    uint8_t* base = static_cast<uint8_t*>(map) - lo;  // base + file offset = its address
-    for (size_t w = lo; w < hi; w += kMapWindow) {
-      size_t end = std::min(hi, w + kMapWindow);
-      for (const CopyPiece& p : pieces) {
+    std::vector<iovec> iov;
+    for (size_t w = lo; w < hi && failed_errno == 0; w += kWriteWindow) {
+      size_t end = std::min(hi, w + kWriteWindow);
+      iov.clear();
+      for (const FilePiece& p : pieces) {
         size_t from = std::max(w, p.offset), to = std::min(end, p.offset + p.size);
-        if (from < to) std::memcpy(base + from, p.src + (from - p.offset), to - from);
+        if (from < to) iov.push_back({const_cast<uint8_t*>(p.src + (from - p.offset)), to - from});
       }
-      ::madvise(base + w, end - w, MADV_DONTNEED);
+      for (size_t done = 0, first = 0; done < end - w;) {
+        int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+        ssize_t n = ::pwritev(fd, &iov[first], count, static_cast<off_t>(w + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          failed_errno = n < 0 ? errno : EIO;
+          return;
+        }
+        done += static_cast<size_t>(n);
+        for (size_t left = static_cast<size_t>(n); left > 0;) {
+          size_t take = std::min(left, iov[first].iov_len);
+          iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
+          iov[first].iov_len -= take;
+          left -= take;
+          if (iov[first].iov_len == 0) ++first;
+        }
+      }
     }
-    ::munmap(map, hi - lo);
   };
   std::vector<std::thread> threads;
-  for (int t = 1; t < kCopyThreads; ++t) threads.emplace_back(copy_share, t);
-  copy_share(0);
+  for (int t = 1; t < kWriteThreads; ++t) threads.emplace_back(write_share, t);
+  write_share(0);
   for (std::thread& t : threads) t.join();
-  if (failed_errno != 0) return Status::FromErrno(failed_errno, "mmap " + what);
+  if (failed_errno != 0) return Status::FromErrno(failed_errno, "write " + what);
   return Status::OK();
 }
 
-// A raw blob written through shared mappings of the file, preallocated so
-// that no page fault can find the disk full. Returns false, having written
+// A big raw blob written by WriteShares into a preallocated file, so that a
+// full disk shows before any byte is written. Returns false, having written
 // nothing, where the file system cannot preallocate.
-Result<bool> TryWriteRawMapped(int fd, const std::string& what, const std::vector<uint8_t>& header,
-                               std::span<const ByteView> segments, const Layout& layout) {
+Result<bool> TryWriteRawParallel(int fd, const std::string& what, const std::vector<uint8_t>& header,
+                                 std::span<const ByteView> segments, const Layout& layout) {
+  static const uint8_t kZeros[kAlign] = {};
   size_t file_size = header.size() + layout.end;
   if (::fallocate(fd, 0, 0, static_cast<off_t>(file_size)) != 0) {
     if (errno == EOPNOTSUPP) return false;
     return Status::FromErrno(errno, "allocate " + what);
   }
-  // Padding needs no copy: preallocated bytes read as zeros.
-  std::vector<CopyPiece> pieces{{0, header.data(), header.size()}};
+  std::vector<FilePiece> pieces{{0, header.data(), header.size()}};
+  size_t at = header.size();
   for (size_t i = 0; i < segments.size(); ++i) {
-    pieces.push_back({header.size() + layout.offsets[i], static_cast<const uint8_t*>(segments[i].data),
-                      segments[i].size});
+    size_t offset = header.size() + layout.offsets[i];
+    if (offset > at) pieces.push_back({at, kZeros, offset - at});  // alignment padding
+    pieces.push_back({offset, static_cast<const uint8_t*>(segments[i].data), segments[i].size});
+    at = offset + segments[i].size;
   }
-  CAIRN_RETURN_IF_ERROR(CopyIntoFile(fd, pieces, file_size, what));
+  CAIRN_RETURN_IF_ERROR(WriteShares(fd, pieces, file_size, what));
   return true;
 }
 
@@ -300,6 +329,60 @@ Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::s
     done += static_cast<size_t>(n);
   }
   return Status::OK();
+}
+
+// Asks for huge pages for the whole 2 MiB pages inside [p, p + size): fresh
+// memory a read is about to fill. Only a hint.
+void AdviseHugePages(uint8_t* p, size_t size) {
+  auto lo = (reinterpret_cast<uintptr_t>(p) + kHugePageSize - 1) & ~(kHugePageSize - 1);
+  auto hi = (reinterpret_cast<uintptr_t>(p) + size) & ~(kHugePageSize - 1);
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+}
+
+// Reads `size` bytes at file offset `offset` into `out` and feeds them to
+// `hasher` in order. Chunk i of a big read goes to thread i % kReadThreads,
+// which hashes it right after reading it, in turn: a chunk's hash waits for
+// the chunk before it, so one thread hashes while the other reads.
+Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const std::string& path,
+                  Hasher& hasher) {
+  const size_t chunks = static_cast<size_t>((size + kReadChunk - 1) / kReadChunk);
+  auto chunk = [&](size_t i) {
+    return std::pair<uint64_t, size_t>{i * kReadChunk, std::min<uint64_t>(kReadChunk, size - i * kReadChunk)};
+  };
+  if (size < kParallelReadSize) {
+    for (size_t i = 0; i < chunks; ++i) {
+      auto [at, n] = chunk(i);
+      CAIRN_RETURN_IF_ERROR(ReadExactly(fd, out + at, n, offset + at, path));
+      hasher.Update(out + at, n);
+    }
+    return Status::OK();
+  }
+  AdviseHugePages(out, size);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t turn = 0;  // the chunk to hash next; its hasher owns `hasher` until turn moves on
+  Status error;
+  auto run = [&](size_t first) {
+    for (size_t i = first; i < chunks; i += kReadThreads) {
+      auto [at, n] = chunk(i);
+      Status s = ReadExactly(fd, out + at, n, offset + at, path);
+      std::unique_lock<std::mutex> lock(mu);
+      if (!s.ok() && error.ok()) error = std::move(s);
+      cv.wait(lock, [&] { return !error.ok() || turn == i; });
+      if (!error.ok()) break;
+      lock.unlock();
+      hasher.Update(out + at, n);
+      lock.lock();
+      turn = i + 1;
+      cv.notify_all();
+    }
+    cv.notify_all();
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < kReadThreads; ++t) threads.emplace_back(run, t);
+  run(0);
+  for (std::thread& t : threads) t.join();
+  return error;
 }
 
 // Decompresses the zstd body into a fresh anonymous mapping laid out like a
@@ -436,23 +519,22 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
   std::string tmp = TempPathFor(result.digest);
   // Mode read-only: a blob never changes, and a raw blob's unmodified pages
-  // are shared with the file by every reader's private mapping. Opened
-  // read-write all the same (a shared mapping needs it; the mode applies to
-  // later opens).
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  // are shared with the file by every reader's private mapping. Opened for
+  // writing all the same (the mode applies to later opens).
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
   Status s;
   if (codec == kZstd) {
     s = WriteZstd(fd, tmp, header, segments, result.size);
   } else {
-    Result<bool> mapped = false;
-    if (result.size >= kMappedWriteSize) {
+    Result<bool> written = false;
+    if (result.size >= kParallelWriteSize) {
       std::vector<uint64_t> lengths;
       for (const ByteView& seg : segments) lengths.push_back(seg.size);
-      mapped = TryWriteRawMapped(fd, tmp, header, segments, LayOut(lengths));
+      written = TryWriteRawParallel(fd, tmp, header, segments, LayOut(lengths));
     }
-    s = mapped.status();
-    if (mapped.ok() && !*mapped) s = WriteRaw(fd, tmp, header, segments);
+    s = written.status();
+    if (written.ok() && !*written) s = WriteRaw(fd, tmp, header, segments);
   }
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = Status::FromErrno(errno, "stat " + tmp);
@@ -588,12 +670,14 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
     Layout layout = LayOut(h.lengths);
     // Private and writable: callers may scribble on the segments (numpy
     // arrays built on them are writable) and only their copy of a page
-    // changes, never the file. Not populated: MAP_POPULATE would copy every
-    // page of a writable private mapping, and populating read-only and then
-    // mprotect()ing costs more CPU than the read faults it saves (they map
-    // 16 pages each: fault-around; measured in docs/performance.md).
+    // changes, never the file. MAP_POPULATE would copy every page of a
+    // writable private mapping; MADV_POPULATE_READ maps the page cache's
+    // pages read-only instead, ahead of the digest check that reads them all,
+    // and maps a huge folio (what Put's writes leave) with one entry: 1 GiB
+    // in under 1 ms against 0.13 s of faults. Only a hint (Linux >= 5.14).
     void* base = mmap(nullptr, h.file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
+    ::madvise(base, h.file_size, kMadvPopulateRead);
     blob = std::make_unique<MappedBlob>(base, h.file_size);
     for (size_t i = 0; i < h.lengths.size(); ++i) {
       blob->AddSegment(h.body_offset + layout.offsets[i], h.lengths[i]);
@@ -636,13 +720,7 @@ Status ArtifactStore::GetInto(const std::string& digest,
   hasher.UpdateU64(1);
   hasher.UpdateU64(h.size);
   if (h.codec == kRaw) {
-    // Chunks small enough that each is hashed while still in the cache.
-    for (uint64_t done = 0; done < h.size;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kReadChunk, h.size - done));
-      CAIRN_RETURN_IF_ERROR(ReadExactly(fd.get(), out + done, n, h.body_offset + done, path));
-      hasher.Update(out + done, n);
-      done += n;
-    }
+    CAIRN_RETURN_IF_ERROR(ReadHashed(fd.get(), h.body_offset, out, h.size, path, hasher));
   } else {
     void* map = mmap(nullptr, h.file_size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
     if (map == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);

@@ -220,6 +220,36 @@ TEST_F(ArtifactStoreTest, GetIntoDetectsAFlippedByteAndRefusesSeveralSegments) {
   EXPECT_FALSE(s.ok());  // out of memory: an error, not a crash
 }
 
+// A big read is shared by two threads and hashed chunk by chunk in order:
+// every chunk must be read and verified, whichever thread read it.
+TEST_F(ArtifactStoreTest, BigGetIntoReadsAndVerifiesEveryChunk) {
+  std::string data = RandomBytes((40u << 20) + 12345, 31);
+  ByteView views[] = {{data.data(), data.size()}};
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  auto get = [&](std::string* out) {
+    return store_.GetInto(put.digest, [&](uint64_t size) {
+      out->assign(size, '\0');
+      return reinterpret_cast<uint8_t*>(out->data());
+    });
+  };
+  std::string out;
+  ASSERT_OK(get(&out));
+  EXPECT_TRUE(out == data);
+  std::string path = store_.PathOf(put.digest);
+  ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(path));
+  off_t body = static_cast<off_t>(bytes.size() - data.size());
+  // In the first chunk, one the second thread reads (2 MiB chunks), and the
+  // short last one.
+  for (off_t at : {off_t{5}, off_t{(3 << 20) + 7}, static_cast<off_t>(data.size() - 1)}) {
+    char flipped = static_cast<char>(data[at] ^ 0x01);
+    Patch(path, body + at, std::string(1, flipped));
+    Status s = get(&out);
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << "byte " << at << ": " << s.ToString();
+    Patch(path, body + at, std::string(1, data[at]));
+  }
+  ASSERT_OK(get(&out));
+}
+
 TEST_F(ArtifactStoreTest, GarbledHeaderIsCorruption) {
   std::string data = RandomBytes(5000, 7);
   ByteView views[] = {{data.data(), data.size()}};
