@@ -1,7 +1,6 @@
 #include "store/artifact_store.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -9,14 +8,11 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
-#include <thread>
 #include <utility>
 
+#include "store/blob_io.h"
 #include "util/check.h"
 #include "util/digest.h"
 #include "util/fs.h"
@@ -46,31 +42,8 @@ constexpr size_t kMultithreadSize = 32u << 20;
 constexpr int kZstdWorkers = 2;
 constexpr int kZstdJobSize = 1 << 20;  // zstd's default (8 MiB at level 1) gained nothing
 constexpr size_t kWriteBufferSize = 1u << 20;
-// Raw blobs at least this big are written by kWriteThreads threads, each
-// one contiguous share of the file in kWriteWindow pwrites that start on
-// kHugePageSize boundaries: filling the page cache is the whole cost of
-// storing them, two threads fill it faster on a VM whose memory goes back to
-// the host when free, and writes that cover whole 2 MiB ranges leave the
-// file in huge page-cache folios, which a reader maps with one page-table
-// entry per 2 MiB instead of 512 (docs/performance.md: mapping 1 GiB took
-// 0.13-0.16 s of faults after mapped writes, under 1 ms after these).
+// Raw blobs at least this big are written by WriteShares (store/blob_io.h).
 constexpr size_t kParallelWriteSize = 32u << 20;
-constexpr int kWriteThreads = 2;
-constexpr size_t kWriteWindow = 8u << 20;  // a multiple of kHugePageSize
-constexpr size_t kHugePageSize = 2u << 20;
-#ifdef MADV_POPULATE_READ
-constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
-#else
-constexpr int kMadvPopulateRead = 22;  // Linux 5.14's value; older headers lack it
-#endif
-// GetInto reads raw blobs in kReadChunk preads, hashing each right after it
-// is read (still in cache); from kParallelReadSize on, kReadThreads threads
-// share the chunks, and the caller's fresh memory is asked for huge pages:
-// filling fresh pages is most of a read's cost here (a 200 MB read: 0.12 s
-// one thread with 4 KiB pages, 0.05 s two threads with 2 MiB pages).
-constexpr size_t kReadChunk = 2u << 20;
-constexpr size_t kParallelReadSize = 16u << 20;
-constexpr int kReadThreads = 2;
 // Put re-verifies an existing blob in full before trusting it when that is
 // cheap next to the hash Put already computed: raw blobs up to kVerifyRawMax
 // (read and compared with the value), zstd blobs up to kVerifyZstdMax (Get:
@@ -178,58 +151,6 @@ Status WriteRaw(int fd, const std::string& what, const std::vector<uint8_t>& hea
   return WriteAllV(fd, iov, what);
 }
 
-// One contiguous piece of a raw blob file: `size` bytes from `src` at file
-// offset `offset`. The pieces of a file cover it end to end.
-struct FilePiece {
-  size_t offset;
-  const uint8_t* src;
-  size_t size;
-};
-
-// Writes `pieces` (file_size bytes in all), each of kWriteThreads threads
-// one contiguous share of the file, rounded to kHugePageSize, in windows of
-// kWriteWindow. Nothing is mapped, so the writer's RSS does not grow.
-Status WriteShares(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what) {
-  size_t share = (file_size + kWriteThreads - 1) / kWriteThreads;
-  share = (share + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
-  std::atomic<int> failed_errno{0};
-  auto write_share = [&](int t) {
-    size_t lo = std::min(file_size, t * share), hi = std::min(file_size, lo + share);
-    std::vector<iovec> iov;
-    for (size_t w = lo; w < hi && failed_errno == 0; w += kWriteWindow) {
-      size_t end = std::min(hi, w + kWriteWindow);
-      iov.clear();
-      for (const FilePiece& p : pieces) {
-        size_t from = std::max(w, p.offset), to = std::min(end, p.offset + p.size);
-        if (from < to) iov.push_back({const_cast<uint8_t*>(p.src + (from - p.offset)), to - from});
-      }
-      for (size_t done = 0, first = 0; done < end - w;) {
-        int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-        ssize_t n = ::pwritev(fd, &iov[first], count, static_cast<off_t>(w + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          failed_errno = n < 0 ? errno : EIO;
-          return;
-        }
-        done += static_cast<size_t>(n);
-        for (size_t left = static_cast<size_t>(n); left > 0;) {
-          size_t take = std::min(left, iov[first].iov_len);
-          iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
-          iov[first].iov_len -= take;
-          left -= take;
-          if (iov[first].iov_len == 0) ++first;
-        }
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < kWriteThreads; ++t) threads.emplace_back(write_share, t);
-  write_share(0);
-  for (std::thread& t : threads) t.join();
-  if (failed_errno != 0) return Status::FromErrno(failed_errno, "write " + what);
-  return Status::OK();
-}
-
 // A big raw blob written by WriteShares into a preallocated file, so that a
 // full disk shows before any byte is written. Returns false, having written
 // nothing, where the file system cannot preallocate.
@@ -318,72 +239,6 @@ class MappedBlob : public Blob {
   size_t length_;
   std::vector<std::span<uint8_t>> segments_;
 };
-
-Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::string& path) {
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, static_cast<uint8_t*>(buf) + done, size - done, offset + done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "read " + path);
-    if (n == 0) return Status::Corruption(path + ": shrank while being read");
-    done += static_cast<size_t>(n);
-  }
-  return Status::OK();
-}
-
-// Asks for huge pages for the whole 2 MiB pages inside [p, p + size): fresh
-// memory a read is about to fill. Only a hint.
-void AdviseHugePages(uint8_t* p, size_t size) {
-  auto lo = (reinterpret_cast<uintptr_t>(p) + kHugePageSize - 1) & ~(kHugePageSize - 1);
-  auto hi = (reinterpret_cast<uintptr_t>(p) + size) & ~(kHugePageSize - 1);
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
-}
-
-// Reads `size` bytes at file offset `offset` into `out` and feeds them to
-// `hasher` in order. Chunk i of a big read goes to thread i % kReadThreads,
-// which hashes it right after reading it, in turn: a chunk's hash waits for
-// the chunk before it, so one thread hashes while the other reads.
-Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const std::string& path,
-                  Hasher& hasher) {
-  const size_t chunks = static_cast<size_t>((size + kReadChunk - 1) / kReadChunk);
-  auto chunk = [&](size_t i) {
-    return std::pair<uint64_t, size_t>{i * kReadChunk, std::min<uint64_t>(kReadChunk, size - i * kReadChunk)};
-  };
-  if (size < kParallelReadSize) {
-    for (size_t i = 0; i < chunks; ++i) {
-      auto [at, n] = chunk(i);
-      CAIRN_RETURN_IF_ERROR(ReadExactly(fd, out + at, n, offset + at, path));
-      hasher.Update(out + at, n);
-    }
-    return Status::OK();
-  }
-  AdviseHugePages(out, size);
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t turn = 0;  // the chunk to hash next; its hasher owns `hasher` until turn moves on
-  Status error;
-  auto run = [&](size_t first) {
-    for (size_t i = first; i < chunks; i += kReadThreads) {
-      auto [at, n] = chunk(i);
-      Status s = ReadExactly(fd, out + at, n, offset + at, path);
-      std::unique_lock<std::mutex> lock(mu);
-      if (!s.ok() && error.ok()) error = std::move(s);
-      cv.wait(lock, [&] { return !error.ok() || turn == i; });
-      if (!error.ok()) break;
-      lock.unlock();
-      hasher.Update(out + at, n);
-      lock.lock();
-      turn = i + 1;
-      cv.notify_all();
-    }
-    cv.notify_all();
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < kReadThreads; ++t) threads.emplace_back(run, t);
-  run(0);
-  for (std::thread& t : threads) t.join();
-  return error;
-}
 
 // Decompresses the zstd body into a fresh anonymous mapping laid out like a
 // raw body. Undecodable input is kCorruption.
@@ -677,7 +532,7 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
     // in under 1 ms against 0.13 s of faults. Only a hint (Linux >= 5.14).
     void* base = mmap(nullptr, h.file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
-    ::madvise(base, h.file_size, kMadvPopulateRead);
+    PopulateRead(base, h.file_size);
     blob = std::make_unique<MappedBlob>(base, h.file_size);
     for (size_t i = 0; i < h.lengths.size(); ++i) {
       blob->AddSegment(h.body_offset + layout.offsets[i], h.lengths[i]);

@@ -52,8 +52,7 @@ class ArtifactStore {
   // `allocate(size)` is called once with the segment's size and returns
   // where to put it (nullptr: out of memory). One copy from the page cache,
   // no mapping; the digest is verified on the copy, and on any error the
-  // memory's content is unspecified. A big read runs on two threads and
-  // advises huge pages for the memory (fresh memory the read fills).
+  // memory's content is unspecified. A big read runs on two threads.
   // kInvalidArgument if the blob has several segments (use Get).
   Status GetInto(const std::string& digest,
                  const std::function<uint8_t*(uint64_t size)>& allocate) const;
