@@ -42,8 +42,8 @@ constexpr size_t kMultithreadSize = 32u << 20;
 constexpr int kZstdWorkers = 2;
 constexpr int kZstdJobSize = 1 << 20;  // zstd's default (8 MiB at level 1) gained nothing
 constexpr size_t kWriteBufferSize = 1u << 20;
-// Raw blobs at least this big are written by WriteShares (store/blob_io.h).
-constexpr size_t kParallelWriteSize = 32u << 20;
+// Raw blobs at least this big are written by CopyIntoFile (store/blob_io.h).
+constexpr size_t kMappedWriteSize = 32u << 20;
 // Put re-verifies an existing blob in full before trusting it when that is
 // cheap next to the hash Put already computed: raw blobs up to kVerifyRawMax
 // (read and compared with the value), zstd blobs up to kVerifyZstdMax (Get:
@@ -151,26 +151,23 @@ Status WriteRaw(int fd, const std::string& what, const std::vector<uint8_t>& hea
   return WriteAllV(fd, iov, what);
 }
 
-// A big raw blob written by WriteShares into a preallocated file, so that a
-// full disk shows before any byte is written. Returns false, having written
+// A big raw blob copied into a preallocated file by CopyIntoFile, so that
+// no page fault can find the disk full. Returns false, having written
 // nothing, where the file system cannot preallocate.
-Result<bool> TryWriteRawParallel(int fd, const std::string& what, const std::vector<uint8_t>& header,
-                                 std::span<const ByteView> segments, const Layout& layout) {
-  static const uint8_t kZeros[kAlign] = {};
+Result<bool> TryWriteRawMapped(int fd, const std::string& what, const std::vector<uint8_t>& header,
+                               std::span<const ByteView> segments, const Layout& layout) {
   size_t file_size = header.size() + layout.end;
   if (::fallocate(fd, 0, 0, static_cast<off_t>(file_size)) != 0) {
     if (errno == EOPNOTSUPP) return false;
     return Status::FromErrno(errno, "allocate " + what);
   }
+  // Padding needs no copy: preallocated bytes read as zeros.
   std::vector<FilePiece> pieces{{0, header.data(), header.size()}};
-  size_t at = header.size();
   for (size_t i = 0; i < segments.size(); ++i) {
-    size_t offset = header.size() + layout.offsets[i];
-    if (offset > at) pieces.push_back({at, kZeros, offset - at});  // alignment padding
-    pieces.push_back({offset, static_cast<const uint8_t*>(segments[i].data), segments[i].size});
-    at = offset + segments[i].size;
+    pieces.push_back({header.size() + layout.offsets[i], static_cast<const uint8_t*>(segments[i].data),
+                      segments[i].size});
   }
-  CAIRN_RETURN_IF_ERROR(WriteShares(fd, pieces, file_size, what));
+  CAIRN_RETURN_IF_ERROR(CopyIntoFile(fd, pieces, file_size, what));
   return true;
 }
 
@@ -374,22 +371,23 @@ Result<PutResult> ArtifactStore::Put(std::span<const ByteView> segments) {
   std::vector<uint8_t> header = EncodeHeader(codec, segments, result.size);
   std::string tmp = TempPathFor(result.digest);
   // Mode read-only: a blob never changes, and a raw blob's unmodified pages
-  // are shared with the file by every reader's private mapping. Opened for
-  // writing all the same (the mode applies to later opens).
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  // are shared with the file by every reader's private mapping. Opened
+  // read-write all the same (a shared mapping needs it; the mode applies to
+  // later opens).
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
   Status s;
   if (codec == kZstd) {
     s = WriteZstd(fd, tmp, header, segments, result.size);
   } else {
-    Result<bool> written = false;
-    if (result.size >= kParallelWriteSize) {
+    Result<bool> mapped = false;
+    if (result.size >= kMappedWriteSize) {
       std::vector<uint64_t> lengths;
       for (const ByteView& seg : segments) lengths.push_back(seg.size);
-      written = TryWriteRawParallel(fd, tmp, header, segments, LayOut(lengths));
+      mapped = TryWriteRawMapped(fd, tmp, header, segments, LayOut(lengths));
     }
-    s = written.status();
-    if (written.ok() && !*written) s = WriteRaw(fd, tmp, header, segments);
+    s = mapped.status();
+    if (mapped.ok() && !*mapped) s = WriteRaw(fd, tmp, header, segments);
   }
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = Status::FromErrno(errno, "stat " + tmp);
@@ -527,9 +525,10 @@ Result<std::unique_ptr<Blob>> ArtifactStore::Get(const std::string& digest) cons
     // arrays built on them are writable) and only their copy of a page
     // changes, never the file. MAP_POPULATE would copy every page of a
     // writable private mapping; MADV_POPULATE_READ maps the page cache's
-    // pages read-only instead, ahead of the digest check that reads them all,
-    // and maps a huge folio (what Put's writes leave) with one entry: 1 GiB
-    // in under 1 ms against 0.13 s of faults. Only a hint (Linux >= 5.14).
+    // pages read-only instead, in one call, ahead of the digest check that
+    // reads them all: as fast as the faults for 4 KiB folios, and a huge
+    // folio (what readahead leaves of a file read back from disk) is mapped
+    // with one entry: 1 GiB in under 1 ms against 0.13 s. Only a hint.
     void* base = mmap(nullptr, h.file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
     if (base == MAP_FAILED) return Status::FromErrno(errno, "mmap " + path);
     PopulateRead(base, h.file_size);

@@ -1,8 +1,6 @@
 #include "store/blob_io.h"
 
-#include <limits.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -17,14 +16,10 @@
 namespace cairn {
 namespace {
 
-// Writes: filling the page cache is the whole cost of storing a big blob,
-// two threads fill it faster on a VM whose memory goes back to the host when
-// free, and writes covering whole 2 MiB ranges leave huge folios, which a
-// reader maps with one page-table entry per 2 MiB instead of 512
-// (docs/performance.md: populating a 1 GiB mapping took 0.13-0.16 s after
-// writes through shared mappings, under 1 ms after these).
-constexpr int kWriteThreads = 2;
-constexpr size_t kWriteWindow = 8u << 20;  // a multiple of kHugePageSize
+// Writes: two threads, each copying one contiguous share of the file
+// through a shared mapping, a window at a time.
+constexpr int kCopyThreads = 2;
+constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 // Reads: kReadChunk preads, each hashed right after it is read (still in
 // cache); from kParallelReadSize on, kReadThreads threads share the chunks.
 // No huge pages for the destination: on this VM free memory goes back to the
@@ -42,44 +37,35 @@ constexpr int kMadvPopulateRead = 22;  // Linux 5.14's value; older headers lack
 
 }  // namespace
 
-Status WriteShares(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what) {
-  size_t share = (file_size + kWriteThreads - 1) / kWriteThreads;
-  share = (share + kHugePageSize - 1) / kHugePageSize * kHugePageSize;
+Status CopyIntoFile(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what) {
+  static const size_t kPage = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t share = (file_size + kCopyThreads - 1) / kCopyThreads;
+  share = (share + kPage - 1) / kPage * kPage;
   std::atomic<int> failed_errno{0};
-  auto write_share = [&](int t) {
+  auto copy_share = [&](int t) {
     size_t lo = std::min(file_size, t * share), hi = std::min(file_size, lo + share);
-    std::vector<iovec> iov;
-    for (size_t w = lo; w < hi && failed_errno == 0; w += kWriteWindow) {
-      size_t end = std::min(hi, w + kWriteWindow);
-      iov.clear();
+    if (lo == hi) return;
+    void* map = ::mmap(nullptr, hi - lo, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(lo));
+    if (map == MAP_FAILED) {
+      failed_errno = errno;
+      return;
+    }
+    uint8_t* base = static_cast<uint8_t*>(map) - lo;  // base + file offset = its address
+    for (size_t w = lo; w < hi; w += kMapWindow) {
+      size_t end = std::min(hi, w + kMapWindow);
       for (const FilePiece& p : pieces) {
         size_t from = std::max(w, p.offset), to = std::min(end, p.offset + p.size);
-        if (from < to) iov.push_back({const_cast<uint8_t*>(p.src + (from - p.offset)), to - from});
+        if (from < to) std::memcpy(base + from, p.src + (from - p.offset), to - from);
       }
-      for (size_t done = 0, first = 0; done < end - w;) {
-        int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-        ssize_t n = ::pwritev(fd, &iov[first], count, static_cast<off_t>(w + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          failed_errno = n < 0 ? errno : EIO;
-          return;
-        }
-        done += static_cast<size_t>(n);
-        for (size_t left = static_cast<size_t>(n); left > 0;) {
-          size_t take = std::min(left, iov[first].iov_len);
-          iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
-          iov[first].iov_len -= take;
-          left -= take;
-          if (iov[first].iov_len == 0) ++first;
-        }
-      }
+      ::madvise(base + w, end - w, MADV_DONTNEED);
     }
+    ::munmap(map, hi - lo);
   };
   std::vector<std::thread> threads;
-  for (int t = 1; t < kWriteThreads; ++t) threads.emplace_back(write_share, t);
-  write_share(0);
+  for (int t = 1; t < kCopyThreads; ++t) threads.emplace_back(copy_share, t);
+  copy_share(0);
   for (std::thread& t : threads) t.join();
-  if (failed_errno != 0) return Status::FromErrno(failed_errno, "write " + what);
+  if (failed_errno != 0) return Status::FromErrno(failed_errno, "mmap " + what);
   return Status::OK();
 }
 

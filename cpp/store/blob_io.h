@@ -1,6 +1,6 @@
-// Blob file I/O for big blobs: two-thread writes that leave the page cache
-// in huge folios, two-thread hashed reads, and the pread and madvise helpers
-// the artifact store shares.
+// Blob file I/O for big blobs: two-thread copies into a file's mapping,
+// two-thread hashed reads, and the pread and madvise helpers the artifact
+// store shares.
 #pragma once
 
 #include <cstddef>
@@ -13,24 +13,30 @@
 
 namespace cairn {
 
-// The page size of huge pages and of the huge folios big writes aim for.
+// The size of a huge page.
 inline constexpr size_t kHugePageSize = 2u << 20;
 
 // One contiguous piece of a file: `size` bytes from `src` at file offset
-// `offset`. The pieces handed to WriteShares cover the file end to end.
+// `offset`.
 struct FilePiece {
   size_t offset;
   const uint8_t* src;
   size_t size;
 };
 
-// Writes `pieces` (file_size bytes in all) with pwritev, two threads each
-// writing one contiguous share of the file in 8 MiB windows that start on
-// 2 MiB boundaries. Windows that cover whole 2 MiB ranges leave the file in
-// huge page-cache folios on file systems that have them (ext4, XFS), which a
-// reader maps with one page-table entry per 2 MiB. Nothing is mapped, so the
-// writer's RSS does not grow.
-Status WriteShares(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what);
+// Copies `pieces` (file_size bytes in all) into the file, which must be
+// open read-write and already that long (preallocated), through shared
+// mappings: two threads each copy one contiguous share, a window of 8 MiB at
+// a time, dropping each window from the mapping once copied (its pages stay
+// in the page cache, dirty), so the writer's RSS grows by a window per
+// thread, not by the blob. Filling fresh page cache is the whole cost of a
+// big store, and two threads do it in about half the time on the
+// development VM. pwrite() in 8 MiB windows was measured against it: it
+// leaves the file in 2 MiB page-cache folios, which a reader maps in under
+// 1 ms instead of ~0.13 s a GiB, but on this VM (free memory returned to the
+// host in 2 MiB blocks) it made a 1 GiB store slower and erratic
+// (docs/datastore.md).
+Status CopyIntoFile(int fd, const std::vector<FilePiece>& pieces, size_t file_size, const std::string& what);
 
 // pread()s exactly `size` bytes at `offset`; a file that ends first is
 // kCorruption (it shrank while being read).
