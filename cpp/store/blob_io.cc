@@ -29,10 +29,12 @@ constexpr size_t kMapWindow = 8u << 20;  // a multiple of the page size
 constexpr size_t kReadChunk = 2u << 20;
 constexpr size_t kParallelReadSize = 16u << 20;
 constexpr int kReadThreads = 2;
-#ifdef MADV_POPULATE_READ
+#if defined(MADV_POPULATE_READ)
 constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
-#else
+#elif defined(__linux__)
 constexpr int kMadvPopulateRead = 22;  // Linux 5.14's value; older headers lack it
+#else
+constexpr int kMadvPopulateRead = -1;  // no such advice: PopulateRead does nothing
 #endif
 
 }  // namespace
@@ -125,6 +127,8 @@ Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const st
   return error;
 }
 
-void PopulateRead(void* addr, size_t size) { ::madvise(addr, size, kMadvPopulateRead); }
+void PopulateRead(void* addr, size_t size) {
+  if (kMadvPopulateRead >= 0) ::madvise(addr, size, kMadvPopulateRead);
+}
 
 }  // namespace cairn
