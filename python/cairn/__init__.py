@@ -34,7 +34,7 @@ from .metadata_provider import default_metadata, get_metadata, inspect_spin, met
 from .multicore import parallel_imap_unordered, parallel_map
 from .nbrun import NBRunner
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
-from .parsers import yaml_parser
+from .parsers import conda_environment_yml_parser, pyproject_toml_parser, requirements_txt_parser, yaml_parser
 from .runner import ExecutingRun, Runner
 from .unavailable import DeployedFlow, Deployer, NBDeployer
 from .version import __version__
@@ -51,7 +51,8 @@ __all__ = [
 __all__ += [
     "DeployedFlow", "Deployer", "ExecutingRun", "JSONTypeClass", "NBDeployer", "NBRunner", "default_metadata",
     "get_metadata", "inspect_spin", "metadata", "parallel_imap_unordered", "parallel_map", "profile",
-    "USER_SKIP_STEP", "yaml_parser",
+    "USER_SKIP_STEP", "conda_environment_yml_parser", "pyproject_toml_parser", "requirements_txt_parser",
+    "yaml_parser",
 ]
 # What a user step decorator yields to skip the step (any dict does, as in Metaflow).
 USER_SKIP_STEP: dict = {}
