@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _core, serializers
 from .checks import check_id, check_tags
-from .errors import CairnException, NamespaceMismatchError, NotFoundError, TaggingError
+from .errors import CairnException, InvalidPathspecError, NamespaceMismatchError, NotFoundError, TaggingError
 from .metadata_provider import selected_root
 from .runtime import datastore_root, username
 
@@ -176,7 +176,7 @@ def _dt(timestamp: float) -> datetime | None:
 def _split(pathspec: str, parts: int) -> list[str]:
     items = str(pathspec).strip("/").split("/")
     if len(items) != parts or not all(items):
-        raise CairnException(f"expects {_FORMS[parts]}, got '{pathspec}'")
+        raise InvalidPathspecError(f"expects {_FORMS[parts]}, got '{pathspec}'")
     return items
 
 

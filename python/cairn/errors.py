@@ -49,6 +49,12 @@ class UnknownStepError(CairnException):
     headline = "Unknown step"
 
 
+class InvalidPathspecError(CairnException):
+    """A client object named by a pathspec of the wrong shape."""
+
+    headline = "Malformed pathspec"
+
+
 def headline(exc: BaseException) -> str:
     """The one-line title the CLI prints before an error's message."""
     if isinstance(exc, GraphError):
