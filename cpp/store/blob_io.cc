@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -100,25 +99,34 @@ Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const st
     }
     return Status::OK();
   }
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t turn = 0;  // the chunk to hash next; its hasher owns `hasher` until turn moves on
+  // The chunk to hash next: the thread whose chunk it is owns `hasher` until
+  // it moves `turn` on. kFailed stops both threads. An atomic wait rather
+  // than std::condition_variable, whose wait() needs GCC 12's libstdc++
+  // (GLIBCXX_3.4.30), which would raise the wheel to manylinux_2_35.
+  constexpr size_t kFailed = SIZE_MAX;
+  std::atomic<size_t> turn{0};
+  std::mutex error_mu;
   Status error;
   auto run = [&](size_t first) {
     for (size_t i = first; i < chunks; i += kReadThreads) {
       auto [at, n] = chunk(i);
       Status s = ReadExactly(fd, out + at, n, offset + at, path);
-      std::unique_lock<std::mutex> lock(mu);
-      if (!s.ok() && error.ok()) error = std::move(s);
-      cv.wait(lock, [&] { return !error.ok() || turn == i; });
-      if (!error.ok()) break;
-      lock.unlock();
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (error.ok()) error = std::move(s);
+        turn.store(kFailed);
+        turn.notify_all();
+        return;
+      }
+      for (size_t t = turn.load(); t != i; t = turn.load()) {
+        if (t == kFailed) return;
+        turn.wait(t);
+      }
       hasher.Update(out + at, n);
-      lock.lock();
-      turn = i + 1;
-      cv.notify_all();
+      size_t expected = i;  // not if the other thread failed meanwhile
+      turn.compare_exchange_strong(expected, i + 1);
+      turn.notify_all();
     }
-    cv.notify_all();
   };
   std::vector<std::thread> threads;
   for (int t = 1; t < kReadThreads; ++t) threads.emplace_back(run, t);
