@@ -108,7 +108,7 @@ def _add_requirement(parsed: dict[str, Any], line: str) -> None:
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:
-        raise CairnException("reading requirements needs packaging: pip install packaging") from None
+        raise CairnException("reading PEP 508 requirements needs the packaging library: pip install packaging") from None
     try:
         req = Requirement(line)
     except InvalidRequirement:

@@ -75,3 +75,11 @@ def test_as_a_configs_parser(tmp_path, monkeypatch):
 
     read_configs(Holder)
     assert Holder.deps._value.to_dict() == {"packages": {"numpy": "1.26"}, "python": "3.11"}
+
+
+def test_without_packaging_the_parser_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "packaging.requirements", None)  # as if not installed
+    with pytest.raises(CairnException, match="pip install packaging"):
+        requirements_txt_parser("numpy==1.26\n")
