@@ -21,7 +21,7 @@ from . import _core, serializers
 from .checks import check_id, check_tags
 from .errors import CairnException, InvalidPathspecError, NamespaceMismatchError, NotFoundError, TaggingError
 from .metadata_provider import selected_root
-from .runtime import datastore_root, username
+from .home import datastore_root, username
 
 _UNSET: Any = object()
 _namespace: Any = _UNSET

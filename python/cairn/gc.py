@@ -37,7 +37,7 @@ def _count(pair: tuple[int, int], what: str) -> str:
 
 def _open(root: str | None, readonly: bool):
     from . import _core
-    from .runtime import datastore_root
+    from .home import datastore_root
 
     path = datastore_root(root)
     ds = _core.Datastore(path, readonly=True)  # a clear error if there is none; never creates one

@@ -132,7 +132,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 @tool("logs", "print a run's task output (FLOW/RUN[/STEP[/TASK]]) or its engine log (--engine RUN)",
       _configure)
 def _logs(args: argparse.Namespace) -> int:
-    from .runtime import datastore_root
+    from .home import datastore_root
 
     parts: list[Any] = args.pathspec.strip("/").split("/")
     flow = None

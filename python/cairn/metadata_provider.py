@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import CairnException
-from .runtime import DATASTORE_DIR, datastore_root
+from .home import DATASTORE_DIR, datastore_root
 
 SPIN_DIR = ".cairn_spin"  # where `spin --persist` keeps its runs
 _selected: str | None = None          # the datastore chosen with metadata(), if any

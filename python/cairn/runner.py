@@ -298,7 +298,7 @@ def _command_line(kwargs: dict[str, Any]) -> list[str]:
 
 
 def _root_for(explicit: str | None, env: dict[str, str], cwd: str) -> str:
-    """The datastore the child will use (the rules of runtime.datastore_root,
+    """The datastore the child will use (the rules of home.datastore_root,
     applied to its environment and working directory)."""
     if explicit or env.get("CAIRN_HOME"):
         return os.path.abspath(os.path.join(cwd, explicit or env["CAIRN_HOME"]))

@@ -3,7 +3,6 @@ hand the rest to the C++ engine."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import platform
@@ -17,41 +16,12 @@ from .config import config_values
 from .errors import ParameterError
 from .flow_decorators import run_exit_hooks
 from .graph import parameters_of
+from .home import DATASTORE_DIR, datastore_root, username  # noqa: F401 - re-exported for the run path
 from .project import project_tags
 from .version import __version__
 
-DATASTORE_DIR = ".cairn"
 LAUNCHERS = ("worker", "spawn")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "off")  # as engine_log.cc
-
-
-def datastore_root(explicit: str | None = None) -> str:
-    """--datastore-root, else $CAIRN_HOME, else the nearest .cairn folder
-    above the working directory, else ./.cairn."""
-    if explicit:
-        return os.path.abspath(explicit)
-    env = os.environ.get("CAIRN_HOME")
-    if env:
-        return os.path.abspath(env)
-    here = os.getcwd()
-    while True:
-        candidate = os.path.join(here, DATASTORE_DIR)
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return os.path.abspath(DATASTORE_DIR)
-        here = parent
-
-
-def username() -> str:
-    for var in ("CAIRN_USER", "METAFLOW_USER", "USER", "USERNAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 def prepare_run(root: str, tags: list[str]) -> None:

@@ -86,7 +86,7 @@ def _runs(args: argparse.Namespace) -> int:
     import time
 
     from . import _core
-    from .runtime import datastore_root
+    from .home import datastore_root
 
     ds = _core.Datastore(datastore_root(args.datastore_root), readonly=True)
     flows = [args.flow] if args.flow else ds.flows()
