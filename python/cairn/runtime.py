@@ -55,7 +55,12 @@ def store_parameters(flow_cls: type, cli_values: dict[str, Any], root: str, user
     records, shown = [], {}
     # Configs are artifacts of the run too (as in Metaflow): run.data.<config>.
     for attr, value in {**values, **config_values(flow_cls)}.items():
-        segments, encoding = serializers.dumps(value)
+        try:
+            segments, encoding = serializers.dumps(value)
+        except RecursionError:  # Python 3.13's json parses deeper than pickle can store
+            raise ParameterError(f"'{attr}': value nested too deeply to store (Python's recursion limit)") from None
+        except Exception as e:  # noqa: BLE001 - any pickling failure is the value's
+            raise ParameterError(f"'{attr}': value could not be pickled ({type(value).__name__}): {e}") from None
         digest, size, _ = store.put(segments)
         records.append([attr, digest, size, serializers.type_name(value), encoding])
     for attr, param in params.items():
@@ -70,7 +75,7 @@ def _shown(param: Any, value: Any, given: Any) -> Any:
     try:
         json.dumps(value)
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return repr(value)
 
 
