@@ -6,7 +6,6 @@ each step's source, as in Metaflow."""
 from __future__ import annotations
 
 import ast
-import hashlib
 import inspect
 import linecache
 import os
@@ -17,6 +16,11 @@ from typing import Any
 
 from .decorators import InvalidStep, StepDecorator, with_decorators
 from .parameters import Parameter
+
+try:  # CPython's own SHA-256: hashlib would load OpenSSL's libcrypto into every run's worker
+    from _sha256 import sha256 as _sha256
+except ImportError:  # another Python: the same digest through hashlib
+    from hashlib import sha256 as _sha256
 
 RESERVED = {"next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name"}
 
@@ -301,7 +305,7 @@ def code_hash(file: str, node: ast.FunctionDef, decorators: list[StepDecorator])
     resume can reuse its finished tasks (and step caching could)."""
     lines = linecache.getlines(file)[node.lineno - 1:node.end_lineno]
     source = textwrap.dedent("".join(line.rstrip() + "\n" for line in lines))
-    digest = hashlib.sha256(source.encode("utf-8"))
+    digest = _sha256(source.encode("utf-8"))
     for d in sorted(decorators, key=lambda d: d.name):
         digest.update(b"\0" + repr(d).encode("utf-8"))
     return digest.hexdigest()[:32]

@@ -162,13 +162,14 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     if launcher == "spawn":
         summary = _core.run(options, console=console, **sidecar())
     else:
-        summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar)
+        summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar, with_decorators)
     run_exit_hooks(flow_cls, summary, root)
     return summary
 
 
 def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, Any],
-                     console: dict[str, Any], root: str, sidecar: Any) -> dict[str, Any]:
+                     console: dict[str, Any], root: str, sidecar: Any, with_decorators: list[str]
+                     ) -> dict[str, Any]:
     engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     pid = os.fork()
@@ -177,7 +178,7 @@ def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, An
             engine_end.close()
             from .worker import serve
 
-            serve(flow_cls, spec, worker_end, parent, root)
+            serve(flow_cls, spec, worker_end, parent, root, with_decorators)
         finally:
             os._exit(0)
     worker_end.close()
