@@ -176,18 +176,17 @@ def _signature_problem(func: Any, info: StepInfo) -> None:
 def _class_node(tree: ast.Module | None, klass: type) -> ast.ClassDef | None:
     if tree is None:
         return None
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == klass.__name__]
+    if len(nodes) < 2:
+        return nodes[0] if nodes else None  # inspect would parse the file again to say the same
     try:
         first = inspect.getsourcelines(klass)[1]
     except (OSError, TypeError):
         first = 0
-    found = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == klass.__name__:
-            lines = [node.lineno] + [d.lineno for d in node.decorator_list]
-            if first in lines:
-                return node
-            found = found or node
-    return found
+    for node in nodes:
+        if first in [node.lineno] + [d.lineno for d in node.decorator_list]:
+            return node
+    return nodes[0]
 
 
 def _source_file(klass: type) -> str | None:
