@@ -7,6 +7,7 @@ decorators, no environment update without @environment or @secrets."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 # Artifact records of cards are named CARD_PREFIX + their position on the
@@ -45,10 +46,10 @@ def plan_of(flow_cls: type, step_name: str, with_decorators: list[str]) -> StepP
     key = (flow_cls, step_name, tuple(with_decorators))
     plan = _PLANS.get(key)
     if plan is None:
-        from .decorators import parse_with, with_decorators as resolve
+        from . import decorators
 
-        extra = [parse_with(spec) for spec in with_decorators]
-        plan = _PLANS[key] = StepPlan(resolve(getattr(flow_cls, step_name), extra))
+        extra = [decorators.parse_with(spec) for spec in with_decorators]
+        plan = _PLANS[key] = StepPlan(decorators.with_decorators(getattr(flow_cls, step_name), extra))
     return plan
 
 
@@ -56,10 +57,8 @@ def prepare(flow_cls: type, spec: dict[str, Any], with_decorators: list[str]) ->
     """In the worker, before it forks: every step's plan. A step whose
     decorators fail to resolve is left out, so that its task reports it."""
     for step in spec["steps"]:
-        try:
+        with contextlib.suppress(Exception):  # the task raises it again, in its own output
             plan_of(flow_cls, step["name"], with_decorators)
-        except Exception:  # noqa: BLE001 - the task raises it again, in its own output
-            continue
 
 
 def drop_card_records(records: list[list[Any]]) -> list[list[Any]]:
