@@ -10,6 +10,7 @@ import inspect
 import linecache
 import os
 import re
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -329,9 +330,9 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
                validate: bool = True) -> dict[str, Any]:
     """The GraphSpec of a flow class. With `validate`, raises GraphError
     listing every problem (Python's and the C++ checker's) in line order."""
-    from .user_decorators import apply_mutators
-
-    apply_mutators(flow_cls, extra or [])
+    mutators = sys.modules.get(f"{__package__}.user_decorators")
+    if mutators is not None:  # a flow with mutators has loaded them (cairn.StepMutator, ...)
+        mutators.apply_mutators(flow_cls, extra or [])
     flow_problems: list[FlowProblem] = []
     steps = collect_steps(flow_cls, extra, flow_problems)
     file = os.path.abspath(_source_file(flow_cls) or "<unknown>")
