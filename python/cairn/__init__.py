@@ -5,18 +5,6 @@
 Metaflow's user API: FlowSpec, @step, Parameter, the step decorators,
 `current`, and the client (Flow, Run, Step, Task, namespaces)."""
 
-from .client import (
-    DataArtifact,
-    Flow,
-    Metaflow,
-    MetaflowData,
-    Run,
-    Step,
-    Task,
-    default_namespace,
-    get_namespace,
-    namespace,
-)
 from .backends.decorators import batch, kubernetes, ray
 from .current import current
 from .decorators import StepDecorator, card, catch, environment, resources, retry, step, timeout
@@ -30,13 +18,7 @@ from .errors import (
     NotFoundError,
 )
 from .flowspec import FlowSpec
-from .metadata_provider import default_metadata, get_metadata, inspect_spin, metadata, profile
-from .multicore import parallel_imap_unordered, parallel_map
-from .nbrun import NBRunner
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
-from .parsers import conda_environment_yml_parser, pyproject_toml_parser, requirements_txt_parser, yaml_parser
-from .runner import ExecutingRun, Runner
-from .unavailable import DeployedFlow, Deployer, NBDeployer
 from .version import __version__
 
 __all__ = [
@@ -65,7 +47,6 @@ from .parallel import parallel  # noqa: E402
 from .project import project  # noqa: E402
 from .secrets import secrets  # noqa: E402
 from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
-from .user_decorators import FlowMutator, StepMutator, UserStepDecorator, user_step_decorator  # noqa: E402
 from .excepthook import install as _install_excepthook  # noqa: E402
 
 _install_excepthook()
@@ -78,14 +59,38 @@ __all__ += [
 ]
 # Metaflow's S3 client (boto3 is imported on its first request) and its main errors.
 __all__ += ["MetaflowS3Exception", "MetaflowS3NotFound", "S3"]
-_LAZY = {"S3", "MetaflowS3Exception", "MetaflowS3NotFound"}
+
+# Names loaded on first use, by module: what a flow file does not import
+# stays out of the run's worker, whose every page each forked task shares
+# (docs/performance.md: a bigger worker costs every task). The S3 client
+# also imports threading, whose at-fork hook costs each forked task ~80
+# page faults.
+_LAZY = {
+    "client": ("DataArtifact", "Flow", "Metaflow", "MetaflowData", "Run", "Step", "Task",
+               "default_namespace", "get_namespace", "namespace"),
+    "metadata_provider": ("default_metadata", "get_metadata", "inspect_spin", "metadata", "profile"),
+    "multicore": ("parallel_imap_unordered", "parallel_map"),
+    "nbrun": ("NBRunner",),
+    "parsers": ("conda_environment_yml_parser", "pyproject_toml_parser", "requirements_txt_parser",
+                "yaml_parser"),
+    "runner": ("ExecutingRun", "Runner"),
+    "stores.s3_client": ("MetaflowS3Exception", "MetaflowS3NotFound", "S3"),
+    "unavailable": ("DeployedFlow", "Deployer", "NBDeployer"),
+    "user_decorators": ("FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator"),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
-    # Loaded on first use: the S3 client imports threading and concurrent.futures,
-    # and threading's at-fork hook costs every forked task ~80 page faults.
-    if name in _LAZY:
-        from .stores import s3_client
+    module = _LAZY_MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cairn' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(s3_client, name)
-    raise AttributeError(f"module 'cairn' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULE))

@@ -4,6 +4,7 @@ show | logs | dump | tag | step`, as Metaflow users know it."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -26,7 +27,20 @@ def command(name: str) -> Callable:
 
 
 def main(flow_cls: type, argv: list[str] | None = None) -> None:
-    sys.exit(run_cli(flow_cls, argv))
+    code = run_cli(flow_cls, argv)
+    atexit.register(_skip_exit_collection)
+    sys.exit(code)
+
+
+def _skip_exit_collection() -> None:
+    """At interpreter exit (after the command, so a caller that catches the
+    SystemExit keeps a working collector): the collections Python runs while
+    it tears down walk every object the command loaded, ~8 ms of a `run`.
+    Objects are still freed as their modules are cleared; only cyclic garbage
+    is left to the OS, whose finalizers Python does not promise at exit."""
+    import gc
+
+    gc.freeze()
 
 
 def run_cli(flow_cls: type, argv: list[str] | None = None) -> int:

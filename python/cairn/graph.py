@@ -6,17 +6,22 @@ each step's source, as in Metaflow."""
 from __future__ import annotations
 
 import ast
-import hashlib
 import inspect
 import linecache
 import os
 import re
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
 from .decorators import InvalidStep, StepDecorator, with_decorators
 from .parameters import Parameter
+
+try:  # CPython's own SHA-256: hashlib would load OpenSSL's libcrypto into every run's worker
+    from _sha256 import sha256 as _sha256
+except ImportError:  # another Python: the same digest through hashlib
+    from hashlib import sha256 as _sha256
 
 RESERVED = {"next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name"}
 
@@ -172,18 +177,17 @@ def _signature_problem(func: Any, info: StepInfo) -> None:
 def _class_node(tree: ast.Module | None, klass: type) -> ast.ClassDef | None:
     if tree is None:
         return None
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == klass.__name__]
+    if len(nodes) < 2:
+        return nodes[0] if nodes else None  # inspect would parse the file again to say the same
     try:
         first = inspect.getsourcelines(klass)[1]
     except (OSError, TypeError):
         first = 0
-    found = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == klass.__name__:
-            lines = [node.lineno] + [d.lineno for d in node.decorator_list]
-            if first in lines:
-                return node
-            found = found or node
-    return found
+    for node in nodes:
+        if first in [node.lineno] + [d.lineno for d in node.decorator_list]:
+            return node
+    return nodes[0]
 
 
 def _source_file(klass: type) -> str | None:
@@ -301,7 +305,7 @@ def code_hash(file: str, node: ast.FunctionDef, decorators: list[StepDecorator])
     resume can reuse its finished tasks (and step caching could)."""
     lines = linecache.getlines(file)[node.lineno - 1:node.end_lineno]
     source = textwrap.dedent("".join(line.rstrip() + "\n" for line in lines))
-    digest = hashlib.sha256(source.encode("utf-8"))
+    digest = _sha256(source.encode("utf-8"))
     for d in sorted(decorators, key=lambda d: d.name):
         digest.update(b"\0" + repr(d).encode("utf-8"))
     return digest.hexdigest()[:32]
@@ -326,9 +330,9 @@ def build_spec(flow_cls: type, extra: list[StepDecorator] | None = None,
                validate: bool = True) -> dict[str, Any]:
     """The GraphSpec of a flow class. With `validate`, raises GraphError
     listing every problem (Python's and the C++ checker's) in line order."""
-    from .user_decorators import apply_mutators
-
-    apply_mutators(flow_cls, extra or [])
+    mutators = sys.modules.get(f"{__package__}.user_decorators")
+    if mutators is not None:  # a flow with mutators has loaded them (cairn.StepMutator, ...)
+        mutators.apply_mutators(flow_cls, extra or [])
     flow_problems: list[FlowProblem] = []
     steps = collect_steps(flow_cls, extra, flow_problems)
     file = os.path.abspath(_source_file(flow_cls) or "<unknown>")

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 from . import _core
@@ -144,6 +143,8 @@ def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
     read_configs(flow_cls, stored=run_configs(flow_cls.__name__, root, source.run_id))
     spec = spec_for(flow_cls)
     inputs = _Inputs(ds, source.run_id, spec)
+    import tempfile  # here: the CLI imports this module for every command, run included
+
     with tempfile.TemporaryDirectory(prefix="cairn-spin-") as tmp:
         scratch = os.path.abspath(SPIN_DIR) if args.persist else tmp
         flow_info = {"root": root, "user": username(), "tags": [], "with_decorators": [],

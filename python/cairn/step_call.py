@@ -63,9 +63,9 @@ def kill_group_members() -> None:
 
 
 def call_step(flow: Any, step_name: str, inputs: Any, wrappers: list[Any], options: dict[str, Any]
-              ) -> None:
+              ) -> bool:
     """Runs the step body inside its user decorators (outermost first) and
-    under its @timeout alarm."""
+    under its @timeout alarm; False if a decorator skipped or replaced it."""
     body: Callable[[], None]
     method = getattr(flow, step_name)
     if inputs is not None:
@@ -76,7 +76,7 @@ def call_step(flow: Any, step_name: str, inputs: Any, wrappers: list[Any], optio
     with step_alarm(step_name, float(options.get("step_timeout_s") or 0)):
         if not wrappers:
             body()
-            return
+            return True
         from .user_decorators import run_wrapped
 
-        run_wrapped(flow, step_name, inputs, wrappers, body)
+        return run_wrapped(flow, step_name, inputs, wrappers, body)

@@ -16,13 +16,9 @@ from collections import OrderedDict
 from typing import Any
 
 from . import _core, metadata_provider, serializers
-from .cards.runtime import start_task as start_cards
 from .current import current
 from .errors import ArtifactError, CairnError, CairnException, ParameterError
-from .graph import parameters_of
-from .parallel import parallel_info
-from .step_call import call_step
-from .user_decorators import wrappers_of
+from .step_plan import drop_card_records, plan_of
 
 # Records travel as [name, digest, size, type, encoding].
 Record = list
@@ -403,16 +399,11 @@ def _user_traceback(e: BaseException) -> str:
     return "".join(traceback.format_exception(type(e), e, tb))
 
 
-def _decorators_of(flow_cls: type, step_name: str, flow_info: dict[str, Any]) -> list[Any]:
-    from .decorators import parse_with, with_decorators
-
-    extra = [parse_with(spec) for spec in flow_info.get("with_decorators", [])]
-    return with_decorators(getattr(flow_cls, step_name), extra)
-
-
 def _check_parameters(flow_cls: type, ctx: TaskContext) -> None:
     """A Parameter without a stored value would leave the class attribute (the
     Parameter object) in its place: user code must never see that."""
+    from .graph import parameters_of
+
     missing = sorted(set(parameters_of(flow_cls)) - ctx.param_names)
     if missing:
         raise ParameterError(
@@ -428,9 +419,11 @@ def _open_store(root: str) -> Any:
 
 
 def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], result_fd: int,
-             store: Any = None) -> int:
+             store: Any = None, params_checked: bool = False) -> int:
     """Runs one task; returns the process exit code. `store`: the worker's
-    ArtifactStore, shared by its children."""
+    ArtifactStore, shared by its children. `params_checked`: the run's
+    parameter records were checked against the flow's Parameters before it
+    started (runtime.execute), so this task need not do it again."""
     # A segfault or abort then leaves the Python stack in the task's stderr.
     if not faulthandler.is_enabled():
         faulthandler.enable(file=sys.stderr, all_threads=False)
@@ -442,13 +435,15 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
     result: dict[str, Any] = {}
     code = 0
     try:
-        decorators = _decorators_of(flow_cls, step_name, flow_info)
-        for d in decorators:
+        plan = plan_of(flow_cls, step_name, flow_info.get("with_decorators", []))
+        decorators = plan.decorators
+        for d in plan.env_decorators:
             os.environ.update(d.task_env())
         metadata_provider.use_datastore(flow_info["root"])  # Task(current.pathspec) reads this run
         flow = flow_cls.__new__(flow_cls)
         object.__setattr__(flow, "_cairn_task", ctx)
-        _check_parameters(flow_cls, ctx)
+        if not params_checked:
+            _check_parameters(flow_cls, ctx)
         for name in ctx.param_names:
             flow.__dict__[name] = ctx.load_inherited(name)
         frame = ctx.innermost_foreach()
@@ -458,19 +453,16 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             origin_run_id=str(payload["origin_run_id"]) if payload.get("origin_run_id") else None,
             username=flow_info.get("user"), tags=flow_info.get("tags", []),
             index=frame.index if frame else None, project=flow_info.get("project"),
-            parallel=parallel_info(payload["stack"], payload["task_id"]),
+            parallel=_parallel_info(payload) if plan.parallel else None,
             parameter_names=[r[0] for r in payload["params"]],
         )
-        cards = start_cards(decorators, {**current._info, "attempt": payload.get("attempt", 0),
-                                         "root": flow_info.get("root"), "spec": spec})
+        cards = _start_cards(plan, spec, payload)
         if payload.get("fallback"):
             _catch(flow, ctx, decorators, _fallback_failure(payload))
             result["caught"] = payload.get("failure", "")
         else:
             try:
-                wrappers = wrappers_of(decorators)
-                if not call_step(flow, step_name, ctx.inputs() if ctx.is_join else None, wrappers,
-                                 spec_step.get("options", {})) and ctx.next_call is None:
+                if not _call_step(flow, ctx, plan) and ctx.next_call is None:
                     _static_next(ctx, "a decorator skipped or replaced it")
             except (Exception, SystemExit) as e:
                 if not _catches_now(spec_step, payload):
@@ -483,7 +475,8 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
             else:
                 _no_failure(flow, decorators)
         _outcome(flow, ctx, result)
-        result["artifacts"] = cards.finish(flow, ctx, _persist(flow, ctx), result)
+        records = _persist(flow, ctx)
+        result["artifacts"] = cards.finish(flow, ctx, records, result) if cards else drop_card_records(records)
     except SystemExit as e:
         # sys.exit(n) in a step: the task fails with that exit status.
         code = e.code if isinstance(e.code, int) and 0 < e.code < 256 else 1
@@ -505,6 +498,43 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         result["metadata"] = entries
     _write_all(result_fd, encode_result(result, ctx.new_blobs if code == 0 else {}))
     return code
+
+
+def _parallel_info(payload: dict[str, Any]) -> dict[str, Any] | None:
+    from .parallel import parallel_info
+
+    return parallel_info(payload["stack"], payload["task_id"])
+
+
+def _start_cards(plan: Any, spec: dict[str, Any], payload: dict[str, Any]) -> Any:
+    """The task's card session (`current.card`), or None when the step has no @card."""
+    from_cards = sys.modules.get("cairn.cards.runtime")
+    if not plan.cards:
+        if from_cards is not None:
+            from_cards.end_task()  # a session left by an earlier task of this process
+        return None
+    from .cards.runtime import start_task
+
+    info = {**current._info, "attempt": payload.get("attempt", 0),
+            "root": payload.get("flow", {}).get("root"), "spec": spec}
+    return start_task(plan.decorators, info)
+
+
+def _call_step(flow: Any, ctx: TaskContext, plan: Any) -> bool:
+    """Runs the step's body; False if a user decorator skipped or replaced it.
+    Without user decorators or @timeout, a plain call."""
+    inputs = ctx.inputs() if ctx.is_join else None
+    options = ctx.spec.get("options", {})
+    if plan.wrappers or options.get("step_timeout_s"):
+        from .step_call import call_step
+
+        return call_step(flow, ctx.step, inputs, plan.wrappers, options)
+    method = getattr(flow, ctx.step)
+    if inputs is not None:
+        method(inputs)
+    else:
+        method()
+    return True
 
 
 def _message(e: BaseException) -> str:

@@ -14,12 +14,12 @@ import socket
 import sys
 from typing import Any
 
-from . import _core, task
+from . import _core, step_plan, task
 from .stores import open_store
 
 
 def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, payload: bytes,
-           result_fd: int, store: Any) -> None:
+           result_fd: int, store: Any, params_checked: bool) -> None:
     """In the forked child, which serve_worker has already made the task's
     process (its own process group, stdout and stderr on the task's pipes,
     default signal dispositions): run the task."""
@@ -31,14 +31,21 @@ def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, pay
         np = sys.modules.get("numpy")
         if np is not None:  # forked children would otherwise share numpy's global RNG state
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
-        code = task.run_task(flow_cls, spec, task.decode_payload(payload), result_fd, store)
+        code = task.run_task(flow_cls, spec, task.decode_payload(payload), result_fd, store, params_checked)
     finally:
         os._exit(code)
 
 
-def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str) -> None:
-    """Serves task requests until the engine closes its end of the socket."""
+def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str,
+          with_decorators: list[str] | None = None) -> None:
+    """Serves task requests until the engine closes its end of the socket.
+    `with_decorators`: the run's --with options, given by a local run
+    (runtime.execute, which has also checked its parameters): each step's
+    decorators are then resolved here, once, rather than in every task."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
+    params_checked = with_decorators is not None
+    if with_decorators is not None:
+        step_plan.prepare(flow_cls, spec, with_decorators)
     store = open_store(root)  # through to S3 when an S3 datastore is configured
     if hasattr(store, "warm"):
         store.warm()  # before forking: each child then makes its S3 client in milliseconds
@@ -60,4 +67,4 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
     if request is None:
         os._exit(0)
     env, payload, result_fd = request
-    _child(flow_cls, spec, env, payload, result_fd, store)
+    _child(flow_cls, spec, env, payload, result_fd, store, params_checked)

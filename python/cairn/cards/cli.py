@@ -7,11 +7,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CairnException
-from .client import Card, get_cards
+
+if TYPE_CHECKING:
+    from .client import Card
 
 
 def add_parser(sub: Any) -> None:
@@ -53,6 +54,8 @@ def _tasks(flow_name: str, pathspec: str | None) -> list[Any]:
 
 
 def _cards(flow_name: str, args: argparse.Namespace) -> list[Card]:
+    from .client import get_cards  # here: the parser is built for every command, run included
+
     return [c for t in _tasks(flow_name, args.pathspec)
             for c in get_cards(t, id=args.card_id, type=args.card_type)]
 
@@ -100,6 +103,8 @@ def run(flow_cls: type, args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(card.html)
         return 0
+    import tempfile
+
     folder = os.path.join(tempfile.gettempdir(), "cairn-cards")
     os.makedirs(folder, exist_ok=True)
     path = card.save(os.path.join(folder, f"{card.pathspec.replace('/', '-')}-{card.hash[:12]}.html"))

@@ -14,14 +14,15 @@ import sys
 import time
 from typing import Any
 
+from ..step_plan import CARD_PREFIX, drop_card_records
 from . import default_card
 from .components import CardComponent, Error
 from .default_card import RENDER_TIME_MARK
 from .page import page
 
-# Artifact records of cards are named CARD_PREFIX + their position on the
-# step; their `type` column says "card/<type>/<id>" (docs/datastore.md).
-CARD_PREFIX = "_cairn_card."
+# Artifact records of cards are named CARD_PREFIX (step_plan.py) + their
+# position on the step; their `type` column says "card/<type>/<id>"
+# (docs/datastore.md).
 CARD_TYPES = ("default", "blank", "html")
 EDITABLE = ("default", "blank")
 
@@ -215,7 +216,7 @@ class CardSession:
         with the card records of its inputs replaced by its own."""
         global _ACTIVE
         _ACTIVE = None
-        kept = [r for r in records if not str(r[0]).startswith(CARD_PREFIX)]
+        kept = drop_card_records(records)
         context = {"flow": flow, "ctx": ctx, "records": kept, "result": result}
         for card in self.cards:
             text = self.render(card, context)
@@ -252,4 +253,10 @@ def start_task(decorators: list[Any], info: dict[str, Any]) -> CardSession:
     return session
 
 
-__all__ = ["CARD_PREFIX", "CardCollector", "CardSession", "StepCard", "current_card", "start_task"]
+def end_task() -> None:
+    """No card session: `current.card` drops what it is given."""
+    global _ACTIVE
+    _ACTIVE = None
+
+
+__all__ = ["CARD_PREFIX", "CardCollector", "CardSession", "StepCard", "current_card", "end_task", "start_task"]
