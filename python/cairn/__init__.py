@@ -5,9 +5,6 @@
 Metaflow's user API: FlowSpec, @step, Parameter, the step decorators,
 `current`, and the client (Flow, Run, Step, Task, namespaces)."""
 
-from .backends.decorators import batch, kubernetes, ray
-from .current import current
-from .decorators import StepDecorator, card, catch, environment, resources, retry, step, timeout
 from .errors import (
     CairnError,
     CairnException,
@@ -17,9 +14,15 @@ from .errors import (
     NamespaceMismatchError,
     NotFoundError,
 )
-from .flowspec import FlowSpec
-from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .version import __version__
+
+# Names that are also submodules of the package stay eager: once anything
+# imports `cairn.parallel` (the module), Python binds that name on the
+# package, which a lazy `from cairn import parallel` would then find first.
+from .current import current
+from .parallel import parallel
+from .project import project
+from .secrets import secrets
 
 __all__ = [
     "CairnError", "CairnException", "DataArtifact", "DatastoreError", "Flow", "FlowSpec",
@@ -41,12 +44,6 @@ USER_SKIP_STEP: dict = {}
 
 # The flow-definition half of Metaflow's API: configs, flow decorators,
 # user-defined decorators, secrets, and the names cairn does not provide yet.
-from .config import Config, ConfigValue, config_expr  # noqa: E402
-from .flow_decorators import exit_hook, schedule, trigger, trigger_on_finish  # noqa: E402
-from .parallel import parallel  # noqa: E402
-from .project import project  # noqa: E402
-from .secrets import secrets  # noqa: E402
-from .unsupported import conda, conda_base, pypi, pypi_base, pytorch_parallel  # noqa: E402
 from .excepthook import install as _install_excepthook  # noqa: E402
 
 _install_excepthook()
@@ -62,10 +59,18 @@ __all__ += ["MetaflowS3Exception", "MetaflowS3NotFound", "S3"]
 
 # Names loaded on first use, by module: what a flow file does not import
 # stays out of the run's worker, whose every page each forked task shares
-# (docs/performance.md: a bigger worker costs every task). The S3 client
-# also imports threading, whose at-fork hook costs each forked task ~80
-# page faults.
+# (docs/performance.md: a bigger worker costs every task), and a notebook
+# that only reads runs (`from cairn import Flow`) imports the client alone,
+# not the flow machinery (ast, inspect). The S3 client also imports
+# threading, whose at-fork hook costs each forked task ~80 page faults.
 _LAZY = {
+    "backends.decorators": ("batch", "kubernetes", "ray"),
+    "config": ("Config", "ConfigValue", "config_expr"),
+    "decorators": ("StepDecorator", "card", "catch", "environment", "resources", "retry", "step", "timeout"),
+    "flow_decorators": ("exit_hook", "schedule", "trigger", "trigger_on_finish"),
+    "flowspec": ("FlowSpec",),
+    "parameters": ("IncludeFile", "JSONType", "JSONTypeClass", "Parameter"),
+    "unsupported": ("conda", "conda_base", "pypi", "pypi_base", "pytorch_parallel"),
     "client": ("DataArtifact", "Flow", "Metaflow", "MetaflowData", "Run", "Step", "Task",
                "default_namespace", "get_namespace", "namespace"),
     "metadata_provider": ("default_metadata", "get_metadata", "inspect_spin", "metadata", "profile"),

@@ -260,5 +260,7 @@ __all__ = ["CardDecorator", "StepDecorator", "card", "catch", "environment", "re
            "timeout"]
 
 
-# @ray, @kubernetes and @batch register themselves (for --with) once imported.
+# @ray, @kubernetes and @batch register themselves (for --with) once
+# imported, as do @pypi and @conda (which say they are not available).
 from .backends import decorators as _backend_decorators  # noqa: E402, F401
+from . import unsupported as _unsupported  # noqa: E402, F401

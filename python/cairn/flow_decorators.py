@@ -5,9 +5,7 @@ when a flow is deployed to a scheduler, which cairn does not do yet).
 
 from __future__ import annotations
 
-import inspect
 import sys
-import traceback
 from typing import Any, Callable, ClassVar
 
 from .decorators import Decorator
@@ -18,10 +16,12 @@ class FlowDecorator(Decorator):
     """Base of flow decorators: usable bare (`@schedule`) or called
     (`@schedule(daily=True)`); arguments may refer to configs."""
 
-    _decorates = staticmethod(inspect.isclass)
+    @staticmethod
+    def _decorates(obj: Any) -> bool:
+        return isinstance(obj, type)  # what inspect.isclass tests, without importing inspect
 
     def __call__(self, flow_cls: type) -> type:
-        if not inspect.isclass(flow_cls):
+        if not isinstance(flow_cls, type):
             raise CairnException(f"@{self.name} decorates a flow class, not {type(flow_cls).__name__}")
         decos = dict(flow_cls.__dict__.get("_cairn_flow_decorators", {}))
         if self.name in decos:
@@ -146,11 +146,15 @@ def run_exit_hooks(flow_cls: type, summary: dict[str, Any] | None, root: str) ->
         except Exception:  # noqa: BLE001 - a hook never changes the run's outcome
             sys.stdout.flush()
             print(f"Exit hook {label} failed (the run's status is unchanged):", file=sys.stderr)
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
     sys.stdout.flush()
 
 
 def _takes_argument(func: Callable[..., Any]) -> bool:
+    import inspect
+
     try:
         params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
