@@ -111,9 +111,12 @@ def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout
     # cost every task forked from a local run's worker.
     import subprocess
 
+    # Its own process group: if it hangs, the engine kills the group (and
+    # whatever it started) without touching the run's (SidecarLauncher). It
+    # dies with the run process, and ignores the terminal's Ctrl-C anyway.
     proc = subprocess.Popen(
         [sys.executable, "-m", "cairn.backends.ray.sidecar", json.dumps(config)],
-        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True,
     )
     theirs.close()
     ours.settimeout(READY_TIMEOUT_S)

@@ -23,6 +23,9 @@ class RemoteBlobs(Protocol):
     def exists(self, digest: str) -> bool: ...
     def upload(self, digest: str, path: str) -> bool: ...
     def download(self, digest: str, dest: str) -> bool: ...
+    # Optional: upload_views(digest, views) -> bool puts a blob whose file is
+    # `views` back to back (at most `single_put_max` bytes), so that it can go
+    # up while the cache writes the same bytes.
 
 
 class CachedStore:
@@ -37,9 +40,41 @@ class CachedStore:
         self._lock = threading.Lock()
 
     def put(self, parts: list[Any]) -> tuple[str, int, int]:
+        upload_views = getattr(self.remote, "upload_views", None)
+        if upload_views is not None:
+            digest, plan = _core.plan_raw_blob(parts)
+            if (digest not in self._present and plan is not None
+                    and plan[2] <= getattr(self.remote, "single_put_max", 0)):
+                return self._put_overlapped(digest, parts, file_views(plan, parts), upload_views)
         digest, size, stored = self.local.put(parts)
         self.push(digest)
         return digest, size, stored
+
+    def _put_overlapped(self, digest: str, parts: list[Any], views: list[memoryview],
+                        upload_views: Any) -> tuple[str, int, int]:
+        """A raw blob goes up from the caller's buffers while the cache file
+        is written from the same buffers (the store's write releases the GIL):
+        the slower of the two, not their sum."""
+        import threading  # here, not at import: its at-fork hook costs each forked task
+        failed: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                upload_views(digest, views)
+            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
+                failed.append(e)
+
+        sender = threading.Thread(target=upload, name="cairn-s3-put", daemon=True)
+        sender.start()
+        try:
+            result = self.local.put(parts)
+        finally:
+            sender.join()
+        if failed:
+            raise failed[0]
+        with self._lock:
+            self._present.add(digest)
+        return result
 
     def push(self, digest: str) -> bool:
         """Uploads a blob of the cache unless the remote store has it; True
@@ -89,6 +124,21 @@ class CachedStore:
 
     def path_of(self, digest: str) -> str:
         return self.local.path_of(digest)
+
+
+def file_views(plan: tuple[bytes, list[int], int], parts: list[Any]) -> list[memoryview]:
+    """The bytes of a raw blob's file, as views: its header, then each part at
+    its offset in the body, zeros in between (_core.plan_raw_blob)."""
+    header, offsets, _ = plan
+    views = [memoryview(header)]
+    at = 0
+    for offset, part in zip(offsets, parts):
+        view = memoryview(part).cast("B")
+        if offset > at:
+            views.append(memoryview(bytes(offset - at)))
+        views.append(view)
+        at = offset + len(view)
+    return views
 
 
 def remote_from_env(environ: Any = None) -> RemoteBlobs | None:
