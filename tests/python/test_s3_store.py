@@ -120,6 +120,11 @@ def test_small_puts_need_no_head_and_big_gets_come_in_ranges(server, tmp_path, m
     big = os.urandom(12 << 20)  # above HEAD_MIN: asked first
     digest = again.put([big, b"tail"])[0]
     assert again.remote.heads == 1 and again.remote.uploaded == 1
+    # The cache file was written from the pieces the upload sent: a sound blob.
+    assert [bytes(s) for s in again.local.get(digest)] == [big, b"tail"]
+    third = _store(server, bucket, tmp_path / "e")
+    assert third.put([big, b"tail"])[0] == digest  # the bucket has it: nothing sent ...
+    assert third.remote.uploaded == 0 and [bytes(s) for s in third.local.get(digest)] == [big, b"tail"]
     monkeypatch.setenv("CAIRN_S3_PART_MB", "5")  # three ranges, two of them in parallel
     reader = _store(server, bucket, tmp_path / "c")
     assert [bytes(s) for s in reader.get(digest)] == [big, b"tail"]

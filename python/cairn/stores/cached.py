@@ -23,9 +23,15 @@ class RemoteBlobs(Protocol):
     def exists(self, digest: str) -> bool: ...
     def upload(self, digest: str, path: str) -> bool: ...
     def download(self, digest: str, dest: str) -> bool: ...
-    # Optional: upload_views(digest, views) -> bool puts a blob whose file is
-    # `views` back to back (at most `single_put_max` bytes), so that it can go
-    # up while the cache writes the same bytes.
+    # Optional: upload_views(digest, views, tee) -> bool puts a blob whose
+    # file is `views` back to back (at most `single_put_max` bytes), calling
+    # tee(offset, bytes) with each piece it sends, so that the cache file is
+    # written from the same bytes as they go.
+
+
+# Below this a blob is written to the cache first and uploaded from there:
+# the tee's gain is in big blobs, and small ones often need no body at all.
+TEE_MIN = 1024 * 1024
 
 
 class CachedStore:
@@ -43,38 +49,54 @@ class CachedStore:
         upload_views = getattr(self.remote, "upload_views", None)
         if upload_views is not None:
             digest, plan = _core.plan_raw_blob(parts)
-            if (digest not in self._present and plan is not None
-                    and plan[2] <= getattr(self.remote, "single_put_max", 0)):
-                return self._put_overlapped(digest, parts, file_views(plan, parts), upload_views)
+            if (plan is not None and TEE_MIN < plan[2] <= getattr(self.remote, "single_put_max", 0)
+                    and digest not in self._present and not self.local.has(digest)):
+                done = self._put_teed(digest, parts, plan, upload_views)
+                if done is not None:
+                    return done
         digest, size, stored = self.local.put(parts)
         self.push(digest)
         return digest, size, stored
 
-    def _put_overlapped(self, digest: str, parts: list[Any], views: list[memoryview],
-                        upload_views: Any) -> tuple[str, int, int]:
-        """A raw blob goes up from the caller's buffers while the cache file
-        is written from the same buffers (the store's write releases the GIL):
-        the slower of the two, not their sum."""
+    def _put_teed(self, digest: str, parts: list[Any], plan: tuple[bytes, list[int], int],
+                  upload_views: Any) -> tuple[str, int, int] | None:
+        """A raw blob goes up from the caller's buffers, and each piece the
+        upload reads is written to the cache file at once, from the same
+        bytes: one pass over the value, on one thread, in the time the server
+        takes to take it. None if the upload sent no body (the bucket has the
+        blob): the caller then writes the cache as usual."""
         import threading  # here, not at import: its at-fork hook costs each forked task
-        failed: list[BaseException] = []
+        path = self.local.path_of(digest)
+        folder, name = os.path.split(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{name}.put-{os.getpid()}-{threading.get_ident()}")
+        size = plan[2]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        written = 0
 
-        def upload() -> None:
-            try:
-                upload_views(digest, views)
-            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
-                failed.append(e)
+        def tee(offset: int, data: bytes) -> None:
+            nonlocal written
+            view = memoryview(data)
+            while view:
+                n = os.pwrite(fd, view, offset)
+                view, offset = view[n:], offset + n
+            written = max(written, offset)
 
-        sender = threading.Thread(target=upload, name="cairn-s3-put", daemon=True)
-        sender.start()
         try:
-            result = self.local.put(parts)
+            try:
+                upload_views(digest, file_views(plan, parts), tee)
+            finally:
+                os.close(fd)
+            if written == size:  # a body went up whole, so the file is whole
+                os.replace(tmp, path)
         finally:
-            sender.join()
-        if failed:
-            raise failed[0]
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         with self._lock:
             self._present.add(digest)
-        return result
+        if written != size:
+            return None
+        return digest, sum(memoryview(p).nbytes for p in parts), size
 
     def push(self, digest: str) -> bool:
         """Uploads a blob of the cache unless the remote store has it; True

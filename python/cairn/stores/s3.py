@@ -6,8 +6,8 @@ without conditional writes gets a HEAD and a plain PUT; the content is
 addressed by its digest, so a racing writer can only write the same bytes).
 
 Transfers are tuned by measurement (docs/performance.md, "The Ray backend"):
-a blob goes up in one streamed PUT, from the caller's buffers while the cache
-writes the same bytes (CachedStore.put), and comes down in ranged GETs
+a blob goes up in one streamed PUT, from the caller's buffers, the cache file
+written from each piece as it goes (CachedStore.put), and comes down in ranged GETs
 streamed into the cache file, the first range saying the size (no HEAD); a
 small blob's PUT needs no HEAD either (If-None-Match answers it).
 botocore's own CRC32 of each body is off: the blob's digest already covers
@@ -151,14 +151,15 @@ class S3Blobs:
             return open(path, "rb")  # streamed by botocore, never read whole
         return self._put(digest, body)
 
-    def upload_views(self, digest: str, views: Sequence[memoryview]) -> bool:
+    def upload_views(self, digest: str, views: Sequence[memoryview],
+                     tee: Callable[[int, bytes], None] | None = None) -> bool:
         """Puts blob `digest` whose file's bytes are `views` back to back
         (at most single_put_max of them) unless the bucket has it; True if
         this call wrote it. Nothing is copied into one buffer: the PUT streams
-        from the views."""
+        from the views, and hands each piece it sends to `tee(offset, bytes)`."""
         if self._head_first(sum(len(v) for v in views)) and self.exists(digest):
             return False
-        return self._put(digest, lambda: _ViewsBody(views))
+        return self._put(digest, lambda: _ViewsBody(views, tee))
 
     def _head_first(self, size: int) -> bool:
         """Whether to ask the bucket before sending `size` bytes; without
@@ -237,8 +238,9 @@ class S3Blobs:
 class _ViewsBody(io.RawIOBase):
     """A PUT body reading through buffers back to back, without joining them."""
 
-    def __init__(self, views: Sequence[memoryview]):
+    def __init__(self, views: Sequence[memoryview], tee: Callable[[int, bytes], None] | None = None):
         super().__init__()
+        self._tee = tee
         self._views = [memoryview(v).cast("B") for v in views]
         self._size = sum(len(v) for v in self._views)
         self._pos = 0
@@ -273,6 +275,8 @@ class _ViewsBody(io.RawIOBase):
             pieces.append(v[skip:skip + n])
             skip, left = 0, left - n
         data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+        if self._tee is not None and data:
+            self._tee(self._pos, data)
         self._pos += len(data)
         return data
 
