@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -241,20 +243,28 @@ def test_timeout_kills_the_task_on_its_node(runner, ray_env, node_cache):
     assert not _node_workers(node_cache)
 
 
-def test_ctrl_c_stops_every_remote_task(runner, ray_env, node_cache):
+@contextmanager
+def _blocked_run(runner) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A run whose remote `start` blocks, in a session of its own, once the
+    step has started on its node: (the run's process, the task's pid).
+    Killed (with its group) if still running at the end of the block."""
     flow, marker = _blocking_flow(runner, 0)
     proc = subprocess.Popen([sys.executable, str(flow), "run", "--with", "ray"], cwd=runner.dir,
                             env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
         _wait_for("started", proc)
-        pid = int(marker.read_text().split()[0])
-        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does
-        proc.wait(timeout=120)
+        yield proc, int(marker.read_text().split()[0])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_ctrl_c_stops_every_remote_task(runner, ray_env, node_cache):
+    with _blocked_run(runner) as (proc, pid):
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does
+        proc.wait(timeout=120)
     assert proc.returncode != 0
     assert _gone(pid)
     assert not _node_workers(node_cache)
@@ -266,22 +276,13 @@ def test_a_hung_sidecar_is_killed_and_its_attempts_recorded_lost(runner, ray_env
     process group and records the remote attempt as lost."""
     import psutil
 
-    flow, marker = _blocking_flow(runner, 0)
-    proc = subprocess.Popen([sys.executable, str(flow), "run", "--with", "ray"], cwd=runner.dir,
-                            env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        _wait_for("started", proc)
-        task = psutil.Process(int(marker.read_text().split()[0]))
+    with _blocked_run(runner) as (proc, pid):
+        task = psutil.Process(pid)
         [sidecar] = [p for p in psutil.Process(proc.pid).children()
                      if "cairn.backends.ray.sidecar" in " ".join(p.cmdline())]
         os.kill(sidecar.pid, signal.SIGSTOP)
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode != 0, out
     assert not sidecar.is_running() or sidecar.status() == psutil.STATUS_ZOMBIE
     from cairn import Flow

@@ -274,6 +274,8 @@ class _ViewsBody(io.RawIOBase):
             n = min(left, len(v) - skip)
             pieces.append(v[skip:skip + n])
             skip, left = 0, left - n
+        # A copy even of one piece: handing the socket views of the caller's
+        # buffer measured slower (0.86 s against 0.76 s for 100 MB).
         data = pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
         if self._tee is not None and data:
             self._tee(self._pos, data)
