@@ -5,6 +5,7 @@ helpers start and stop them, by pid):
 
     python bench/ray_bench.py                      # everything, sizes of issue 10
     python bench/ray_bench.py --items 100 --big 0  # smaller
+    python bench/ray_bench.py --s3-only --floor    # S3 transfers only, and their floor
 
 Prints a markdown table; exits 1 if a target of issue 10 is missed (they
 are stated for an otherwise idle machine). Per-task overhead is the median, over the tasks of a
@@ -183,6 +184,55 @@ def s3_transfer(server, tmp: Path, size: int, samples: int) -> dict[str, Any]:
     return out
 
 
+def s3_floor(server, tmp: Path, size: int, samples: int) -> list[tuple[str, str, str, str]]:
+    """Where a transfer's time goes: wall, the S3 server's CPU (from its
+    process) and this process's CPU for each step, medians of `samples`."""
+    import boto3.s3.transfer
+    import psutil
+
+    from cairn import _core
+    from cairn.stores import CachedStore, S3Config
+    from cairn.stores.s3 import S3Blobs
+
+    proc = psutil.Process(server.pid)
+    bucket = server.new_bucket()
+    blobs = S3Blobs(S3Config.parse(f"s3://{bucket}/floor", server.endpoint))
+    client = blobs.client()
+    client.list_buckets()
+    path = tmp / "floor.bin"
+    path.write_bytes(os.urandom(size))
+    one = boto3.s3.transfer.TransferConfig(multipart_threshold=2 * size + (1 << 20))
+    times: dict[str, list[tuple[float, float, float]]] = {}
+
+    def timed(name: str, f: Any) -> None:
+        s0, c0, t0 = sum(proc.cpu_times()[:2]), time.process_time(), time.perf_counter()
+        f()
+        times.setdefault(name, []).append(
+            (time.perf_counter() - t0, sum(proc.cpu_times()[:2]) - s0, time.process_time() - c0))
+
+    def bare_get(key: str) -> None:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        while body.read(1 << 20):
+            pass
+
+    for i in range(samples):
+        data = os.urandom(size)
+        digest = _core.digest([data])
+        timed("cairn put (HEAD, PUT, cache file teed)",
+              lambda: CachedStore(str(tmp / f"fp{i}"), blobs).put([data]))
+        timed("boto3 upload_file, one request",
+              lambda: client.upload_file(str(path), bucket, f"f/{i}", Config=one))
+        timed("digest", lambda: _core.digest([data]))
+        timed("cache write alone (ArtifactStore.put)", lambda: _core.ArtifactStore(str(tmp / f"fl{i}")).put([data]))
+        timed("HEAD", lambda: blobs.exists(digest))
+        timed("cairn get (GET into the cache, verified)", lambda: CachedStore(str(tmp / f"fg{i}"), blobs).get(digest))
+        timed("bare GET, bytes dropped", lambda: bare_get(f"f/{i}"))
+        for d in ("fp", "fl", "fg"):
+            shutil.rmtree(tmp / f"{d}{i}")
+    return [(name, *(f"{statistics.median(v[j] for v in values):.3f} s" for j in range(3)))
+            for name, values in times.items()]
+
+
 def _config_name(c: tuple[int, int]) -> str:
     return "one request" if c[0] == 0 else f"{c[0]} MB parts, {c[1]} threads"
 
@@ -208,12 +258,18 @@ def main() -> int:
     p.add_argument("--fresh", type=int, default=10, help="fresh-interpreter Ray tasks timed")
     p.add_argument("--samples", type=int, default=7, help="S3 transfers timed, alternating with boto3")
     p.add_argument("--s3-only", action="store_true", help="only the S3 transfers (no Ray cluster)")
+    p.add_argument("--floor", action="store_true", help="with --s3-only: where the time goes, step by step")
     args = p.parse_args()
     if args.s3_only:
         os.environ.update(CREDENTIALS)
         with tempfile.TemporaryDirectory() as d, s3_server() as server:
             rows, met = s3_rows(s3_transfer(server, Path(d), args.mb << 20, args.samples), args.mb)
+            floor = s3_floor(server, Path(d), args.mb << 20, args.samples) if args.floor else []
         _print(rows)
+        if floor:
+            print(f"\n| {args.mb} MB, step | wall | server CPU | client CPU |\n|---|---|---|---|")
+            for row in floor:
+                print("| " + " | ".join(row) + " |")
         return 0 if met else 1
     os.environ.update(CREDENTIALS)
     rows = []
