@@ -111,7 +111,7 @@ def fresh_interpreter_task(address: str, flow: Path, n: int) -> float:
 BOTO3_CANDIDATES = [(chunk, conc) for chunk in (8, 16, 32, 64) for conc in (4, 10)] + [(0, 1)]
 
 
-def _boto3_config(chunk_mb: int, concurrency: int, size: int):  # noqa: ANN202
+def _boto3_config(chunk_mb: int, concurrency: int, size: int) -> Any:
     """A TransferConfig; chunk 0 means no parts at all (one request)."""
     import boto3.s3.transfer
 
@@ -129,7 +129,6 @@ def s3_transfer(server, tmp: Path, size: int, samples: int) -> dict[str, Any]:
     candidate once, the fastest kept, separately for put and get); then
     cairn and boto3 alternate, `samples` times each; medians."""
     import botocore.config
-
     from cairn.stores import CachedStore, S3Config
     from cairn.stores.s3 import S3Blobs, client_config
 
@@ -189,7 +188,6 @@ def s3_floor(server, tmp: Path, size: int, samples: int) -> list[tuple[str, str,
     process) and this process's CPU for each step, medians of `samples`."""
     import boto3.s3.transfer
     import psutil
-
     from cairn import _core
     from cairn.stores import CachedStore, S3Config
     from cairn.stores.s3 import S3Blobs
@@ -204,9 +202,9 @@ def s3_floor(server, tmp: Path, size: int, samples: int) -> list[tuple[str, str,
     one = boto3.s3.transfer.TransferConfig(multipart_threshold=2 * size + (1 << 20))
     times: dict[str, list[tuple[float, float, float]]] = {}
 
-    def timed(name: str, f: Any) -> None:
+    def timed(name: str, f: Any, *args: Any) -> None:
         s0, c0, t0 = sum(proc.cpu_times()[:2]), time.process_time(), time.perf_counter()
-        f()
+        f(*args)
         times.setdefault(name, []).append(
             (time.perf_counter() - t0, sum(proc.cpu_times()[:2]) - s0, time.process_time() - c0))
 
@@ -218,15 +216,13 @@ def s3_floor(server, tmp: Path, size: int, samples: int) -> list[tuple[str, str,
     for i in range(samples):
         data = os.urandom(size)
         digest = _core.digest([data])
-        timed("cairn put (HEAD, PUT, cache file teed)",
-              lambda: CachedStore(str(tmp / f"fp{i}"), blobs).put([data]))
-        timed("boto3 upload_file, one request",
-              lambda: client.upload_file(str(path), bucket, f"f/{i}", Config=one))
-        timed("digest", lambda: _core.digest([data]))
-        timed("cache write alone (ArtifactStore.put)", lambda: _core.ArtifactStore(str(tmp / f"fl{i}")).put([data]))
-        timed("HEAD", lambda: blobs.exists(digest))
-        timed("cairn get (GET into the cache, verified)", lambda: CachedStore(str(tmp / f"fg{i}"), blobs).get(digest))
-        timed("bare GET, bytes dropped", lambda: bare_get(f"f/{i}"))
+        timed("cairn put (HEAD, PUT, cache file teed)", CachedStore(str(tmp / f"fp{i}"), blobs).put, [data])
+        timed("boto3 upload_file, one request", client.upload_file, str(path), bucket, f"f/{i}", None, None, one)
+        timed("digest", _core.digest, [data])
+        timed("cache write alone (ArtifactStore.put)", _core.ArtifactStore(str(tmp / f"fl{i}")).put, [data])
+        timed("HEAD", blobs.exists, digest)
+        timed("cairn get (GET into the cache, verified)", CachedStore(str(tmp / f"fg{i}"), blobs).get, digest)
+        timed("bare GET, bytes dropped", bare_get, f"f/{i}")
         for d in ("fp", "fl", "fg"):
             shutil.rmtree(tmp / f"{d}{i}")
     return [(name, *(f"{statistics.median(v[j] for v in values):.3f} s" for j in range(3)))
@@ -242,10 +238,10 @@ def s3_rows(s: dict[str, Any], mb: int) -> tuple[list[tuple[str, str, str]], boo
     for op, best in (("put", s["best_put"]), ("get", s["best_get"])):
         ours, theirs = statistics.median(s[op]), statistics.median(s[f"boto3_{op}"])
         met &= ours <= theirs
-        rows.append((f"{mb} MB {op}: cairn's S3 store / boto3's best ({_config_name(best)}), "
-                     f"median of {len(s[op])}",
-                     f"{ours:.3f} s / {theirs:.3f} s ({', '.join(f'{x:.2f}' for x in s[op])} / "
-                     f"{', '.join(f'{x:.2f}' for x in s[f'boto3_{op}'])})",
+        samples = (f"{', '.join(f'{x:.2f}' for x in s[op])} / "
+                   f"{', '.join(f'{x:.2f}' for x in s[f'boto3_{op}'])}")
+        rows.append((f"{mb} MB {op}: cairn's S3 store / boto3's best ({_config_name(best)}), median of {len(s[op])}",
+                     f"{ours:.3f} s / {theirs:.3f} s ({samples})",
                      "≤ boto3 " + ("(met)" if ours <= theirs else "(MISSED)")))
     return rows, met
 

@@ -26,7 +26,7 @@ class S3Server:
         return {**CREDENTIALS, "CAIRN_DATASTORE_SYSROOT_S3": f"s3://{bucket}/{prefix}",
                 "CAIRN_S3_ENDPOINT_URL": self.endpoint}
 
-    def client(self, config=None):  # noqa: ANN001, ANN201 - botocore's Config, boto3's client
+    def client(self, config=None):  # botocore's Config -> boto3's S3 client
         import boto3
 
         return boto3.session.Session(

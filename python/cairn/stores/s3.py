@@ -6,10 +6,11 @@ without conditional writes gets a HEAD and a plain PUT; the content is
 addressed by its digest, so a racing writer can only write the same bytes).
 
 Transfers are tuned by measurement (docs/performance.md, "The Ray backend"):
-a blob goes up in one streamed PUT, from the caller's buffers, the cache file
-written from each piece as it goes (CachedStore.put), and comes down in ranged GETs
-streamed into the cache file, the first range saying the size (no HEAD); a
-small blob's PUT needs no HEAD either (If-None-Match answers it).
+a blob goes up in one streamed PUT, from the caller's buffers, the cache
+file written from each piece as it goes (CachedStore.put), and comes down in
+one GET per part (256 MB by default) streamed into the cache file, the first
+answer saying the size (no HEAD); a small blob's PUT needs no HEAD either
+(If-None-Match answers it).
 botocore's own CRC32 of each body is off: the blob's digest already covers
 every byte end to end, and the CRC cost as much as the transfer."""
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import io
 import os
-from contextlib import closing
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from typing import Any
 
 from .config import S3Config, S3ConfigError

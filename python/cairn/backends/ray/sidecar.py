@@ -10,6 +10,7 @@ Started by backends/launch.py as `python -m cairn.backends.ray.sidecar CONFIG`."
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -152,10 +153,8 @@ class Sidecar:
 
     def _kill_slot(self, key: int, actor: Any) -> None:
         if self.running.get(key) is actor and not self.closed:
-            try:
+            with contextlib.suppress(Exception):  # already gone, or Ray is shutting down
                 ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001, S110 - already gone, or Ray is shutting down
-                pass
 
     def run_task(self, key: int, env: dict[str, str], payload: bytes, fds: list[int]) -> None:
         actor = None
