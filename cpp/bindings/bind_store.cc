@@ -93,6 +93,20 @@ py::tuple PutBlob(ArtifactStore& store, const py::list& parts) {
   return py::make_tuple(put.digest, put.size, put.stored_size);
 }
 
+// (digest, None) for a value Put would compress, else (digest, (header,
+// offsets, file_size)): see PlanRawBlob.
+py::tuple PlanRawBlobOfParts(const py::list& parts) {
+  std::vector<py::buffer_info> infos;
+  std::vector<ByteView> views = ViewsOf(parts, &infos);
+  RawBlobPlan plan = [&] {
+    py::gil_scoped_release release;
+    return PlanRawBlob(views);
+  }();
+  if (!plan.raw) return py::make_tuple(plan.digest, py::none());
+  py::bytes header(reinterpret_cast<const char*>(plan.header.data()), plan.header.size());
+  return py::make_tuple(plan.digest, py::make_tuple(header, py::cast(plan.offsets), plan.file_size));
+}
+
 }  // namespace
 
 py::tuple Pair(const Reclaimed& r) { return py::make_tuple(r.files, r.bytes); }
@@ -152,6 +166,9 @@ void BindStore(py::module_& m) {
       });
 
   m.def("digest", &DigestOfParts, "The digest a blob of these buffers has (no I/O).");
+  m.def("plan_raw_blob", &PlanRawBlobOfParts,
+        "(digest, (header, offsets, file_size)) of the raw blob file these buffers make, or "
+        "(digest, None) if the store would compress them (no I/O).");
 
   py::class_<ArtifactStore>(m, "ArtifactStore")
       .def(py::init<std::string>(), py::arg("root"))

@@ -741,7 +741,8 @@ void Engine::RunState::KillAndRecord(const std::string& reason) {
         rt.log.reset();
       }
       AttemptRecord& a = rt.attempts.back();
-      a.status = "killed";
+      // Lost: its launcher could not follow it to its end (a hung sidecar killed).
+      a.status = exit.kind == ExitKind::kLost ? "lost" : "killed";
       a.reason = reason;
       a.finished_at = WallSeconds();
       a.signal = exit.signal;

@@ -76,6 +76,8 @@ class WorkerLauncher : public Launcher {
   double exit_grace_s_ = 0;
   // Sends one frame; `fds` (three, or null) ride on its first byte.
   Status SendRequest(const std::string& frame, const int* fds);
+  // Stops talking to the worker; unfinished tasks become lost.
+  void LoseWorker();
 
  private:
   // One non-blocking receive; handles every complete line. Sets `*got_data`.
@@ -83,8 +85,6 @@ class WorkerLauncher : public Launcher {
   Status HandleReply(std::string_view line);
   // True once the worker process has exited; reaps it.
   bool WorkerExited();
-  // Stops talking to the worker; unfinished tasks become lost.
-  void LoseWorker();
   void ReapWorker();
 
   int socket_fd_;

@@ -339,6 +339,24 @@ bool RawBodyMatches(const std::string& path, std::span<const ByteView> segments)
 
 }  // namespace
 
+RawBlobPlan PlanRawBlob(std::span<const ByteView> segments) {
+  RawBlobPlan plan;
+  uint64_t size = 0;
+  std::vector<uint64_t> lengths;
+  for (const ByteView& s : segments) {
+    size += s.size;
+    lengths.push_back(s.size);
+  }
+  plan.digest = DigestOf(segments);
+  if (LooksCompressible(segments, size)) return plan;
+  plan.raw = true;
+  plan.header = EncodeHeader(kRaw, segments, size);
+  Layout layout = LayOut(lengths);
+  plan.offsets.assign(layout.offsets.begin(), layout.offsets.end());
+  plan.file_size = plan.header.size() + layout.end;
+  return plan;
+}
+
 ArtifactStore::ArtifactStore(std::string root) : root_(std::move(root)) {}
 
 std::string ArtifactStore::PathOf(const std::string& digest) const {

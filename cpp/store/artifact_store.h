@@ -36,6 +36,20 @@ class Blob {
   virtual std::span<uint8_t> segment(size_t i) = 0;
 };
 
+// The bytes a raw blob's file holds, decided as Put decides them but without
+// writing anything: `header`, then segment i at `offsets[i]` bytes into the
+// body, zero bytes in between, `file_size` bytes in all. A value Put would
+// compress has no such plan (raw is false): its bytes exist once written.
+// Lets a remote store receive the blob's exact file while Put writes it.
+struct RawBlobPlan {
+  std::string digest;  // hex, as Put returns it
+  bool raw = false;
+  std::vector<uint8_t> header;
+  std::vector<uint64_t> offsets;
+  uint64_t file_size = 0;
+};
+RawBlobPlan PlanRawBlob(std::span<const ByteView> segments);
+
 class ArtifactStore {
  public:
   // `root` is the datastore root; blobs live in root/objects/ab/cdef....

@@ -25,6 +25,10 @@ def die_with_parent(parent: int) -> None:
 
 class BlobSegment: ...
 
+def digest(parts: list[Any]) -> str: ...
+def plan_raw_blob(parts: list[Any]) -> tuple[str, tuple[bytes, list[int], int] | None]:
+    """(digest, (header, segment offsets in the body, file size)) of the raw blob
+    file these buffers make, or (digest, None) when the store would compress them."""
 class ArtifactStore:
     def __init__(self, root: str) -> None: ...
     def put(self, parts: list[Any]) -> tuple[str, int, int]:

@@ -161,6 +161,32 @@ TEST_F(ArtifactStoreTest, RandomDataIsStoredRaw) {
   EXPECT_EQ(CodecOf(store_.PathOf(put.digest)), 0u);
 }
 
+TEST_F(ArtifactStoreTest, RawPlanGivesTheFileBytesPutWrites) {
+  // Two segments, the first not a multiple of the alignment: padding between.
+  std::vector<std::string> parts = {RandomBytes(100001, 8), RandomBytes(5000, 9)};
+  std::vector<ByteView> views = Views(parts);
+  RawBlobPlan plan = PlanRawBlob(views);
+  ASSERT_TRUE(plan.raw);
+  ASSERT_EQ(plan.offsets.size(), 2u);
+  std::string planned(reinterpret_cast<const char*>(plan.header.data()), plan.header.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    planned.resize(plan.header.size() + plan.offsets[i], '\0');
+    planned += parts[i];
+  }
+  EXPECT_EQ(planned.size(), plan.file_size);
+  ASSERT_OK_AND_ASSIGN(PutResult put, store_.Put(views));
+  EXPECT_EQ(put.digest, plan.digest);
+  ASSERT_OK_AND_ASSIGN(std::string written, ReadFile(store_.PathOf(put.digest)));
+  EXPECT_EQ(written, planned);
+
+  // A value Put compresses has no raw plan.
+  std::string text = Text(1 << 20);
+  ByteView compressible[] = {{text.data(), text.size()}};
+  RawBlobPlan none = PlanRawBlob(compressible);
+  EXPECT_FALSE(none.raw);
+  EXPECT_EQ(none.digest, DigestOf(compressible));
+}
+
 TEST_F(ArtifactStoreTest, FlippedByteIsCorruption) {
   for (const std::string& data : {RandomBytes(50000, 6), Text(50000)}) {
     ByteView views[] = {{data.data(), data.size()}};

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,9 +59,13 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
 // result and exits 0; "lost" reports the task lost; "hang" reports env PID
 // and that the task started (its timeout counts from then)
 // as the task's pid (a process the launcher must never signal: remote pids
-// are another machine's) and waits for a kill frame, then reports SIGKILL.
+// are another machine's) and waits for a kill frame, then reports SIGKILL;
+// "deaf" reports the task started, then hangs: it never answers again, and
+// leaves a child of its own (a helper, as Ray's driver may have) holding the
+// task's pipes and writing its pid into the stdout pipe.
 [[noreturn]] void FakeSidecar(int sock) {
   std::vector<std::pair<int64_t, std::vector<int>>> hanging;
+  bool deaf = false;
   for (;;) {
     unsigned char prefix[8];
     int fds[3] = {-1, -1, -1};
@@ -72,6 +77,7 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
     if (plen > 0 && !ReadExactly(sock, payload.data(), plen, nullptr)) break;
     nlohmann::json h = nlohmann::json::parse(header);
     int64_t key = h["key"];
+    if (deaf) continue;
     if (h.value("kill", false)) {
       for (auto& [k, task_fds] : hanging) {
         if (k != key) continue;
@@ -86,6 +92,13 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
       WriteAll(fds[2], "{\"artifacts\": []}");
       for (int fd : fds) close(fd);
       WriteAll(sock, nlohmann::json{{"key", key}, {"status", 3 << 8}}.dump() + "\n");
+    } else if (mode == "deaf") {
+      WriteAll(sock, nlohmann::json{{"key", key}, {"started", true}}.dump() + "\n");
+      if (fork() == 0) {
+        WriteAll(fds[0], std::to_string(getpid()) + "\n");
+        for (;;) pause();
+      }
+      deaf = true;
     } else if (mode == "lost") {
       for (int fd : fds) close(fd);
       WriteAll(sock, nlohmann::json{{"key", key}, {"lost", true}}.dump() + "\n");
@@ -97,6 +110,14 @@ bool ReadExactly(int sock, char* out, size_t size, int* fds) {
     }
   }
   _exit(0);
+}
+
+// Dead: no such process, or a zombie its new parent has yet to reap.
+bool Gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  if (!(stat >> pid_field >> comm >> state)) return true;
+  return state == "Z";
 }
 
 class CollectOutput : public OutputSink {
@@ -117,11 +138,13 @@ Peer StartPeer() {
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   pid_t pid = fork();
   if (pid == 0) {
+    setpgid(0, 0);  // as backends/launch.py starts the sidecar
     close(sv[0]);
     FakeSidecar(sv[1]);
   }
+  setpgid(pid, pid);
   close(sv[1]);
-  return {std::make_unique<SidecarLauncher>(sv[0], pid, /*backstop_s=*/0), pid};
+  return {std::make_unique<SidecarLauncher>(sv[0], pid, /*backstop_s=*/0, /*kill_wait_s=*/0.2), pid};
 }
 
 TaskCommand Command(TaskKey key, const std::string& mode, double timeout_s = 0, pid_t pid = 0) {
@@ -196,6 +219,31 @@ TEST(SidecarLauncherTest, KillAllSendsKillFrames) {
     EXPECT_EQ(e.kind, ExitKind::kSignaled);
     EXPECT_EQ(e.signal, SIGKILL);
   }
+}
+
+TEST(SidecarLauncherTest, AHungSidecarIsKilledWithItsGroupAndItsTasksAreLost) {
+  Peer peer = StartPeer();
+  CollectOutput sink;
+  ASSERT_OK(peer.launcher->Start(Command(6, "deaf", /*timeout_s=*/0.05)));
+  std::vector<TaskExit> exits = WaitForAll(*peer.launcher, &sink);
+  ASSERT_EQ(exits.size(), 1u);
+  EXPECT_EQ(exits[0].kind, ExitKind::kLost);
+  EXPECT_FALSE(peer.launcher->worker_alive());
+  // The sidecar and its helper are gone (the helper held the task's pipes,
+  // so the task could only end once it died).
+  EXPECT_TRUE(Gone(std::stoi(sink.out)));
+  // Nothing more goes to a sidecar that was given up on.
+  EXPECT_FALSE(peer.launcher->Start(Command(7, "ok")).ok());
+}
+
+TEST(SidecarLauncherTest, KillAllEndsEvenWhenTheSidecarStopsAnswering) {
+  Peer peer = StartPeer();
+  ASSERT_OK(peer.launcher->Start(Command(8, "deaf")));
+  ASSERT_OK(peer.launcher->Start(Command(9, "hang")));  // sent after it went deaf
+  peer.launcher->KillAll();
+  std::vector<TaskExit> exits = WaitForAll(*peer.launcher, nullptr);
+  ASSERT_EQ(exits.size(), 2u);
+  for (const TaskExit& e : exits) EXPECT_EQ(e.kind, ExitKind::kLost);
 }
 
 // Ends every task it is given at the next Wait, and remembers their keys.

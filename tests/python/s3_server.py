@@ -26,12 +26,12 @@ class S3Server:
         return {**CREDENTIALS, "CAIRN_DATASTORE_SYSROOT_S3": f"s3://{bucket}/{prefix}",
                 "CAIRN_S3_ENDPOINT_URL": self.endpoint}
 
-    def client(self):  # noqa: ANN201
+    def client(self, config=None):  # botocore's Config -> boto3's S3 client
         import boto3
 
         return boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-        ).client("s3", endpoint_url=self.endpoint)
+        ).client("s3", endpoint_url=self.endpoint, config=config)
 
     def new_bucket(self) -> str:
         name = f"b-{uuid.uuid4().hex[:12]}"

@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,9 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(s3):
+    # After the S3 server: the nodes inherit its credentials from this
+    # process, as a real cluster's nodes have their own credential chain.
     with local_cluster() as c:
         yield c
 
@@ -239,23 +243,88 @@ def test_timeout_kills_the_task_on_its_node(runner, ray_env, node_cache):
     assert not _node_workers(node_cache)
 
 
-def test_ctrl_c_stops_every_remote_task(runner, ray_env, node_cache):
+@contextmanager
+def _blocked_run(runner) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A run whose remote `start` blocks, in a session of its own, once the
+    step has started on its node: (the run's process, the task's pid).
+    Killed (with its group) if still running at the end of the block."""
     flow, marker = _blocking_flow(runner, 0)
     proc = subprocess.Popen([sys.executable, str(flow), "run", "--with", "ray"], cwd=runner.dir,
                             env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
         _wait_for("started", proc)
-        pid = int(marker.read_text().split()[0])
-        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does
-        proc.wait(timeout=120)
+        yield proc, int(marker.read_text().split()[0])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_ctrl_c_stops_every_remote_task(runner, ray_env, node_cache):
+    with _blocked_run(runner) as (proc, pid):
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does
+        proc.wait(timeout=120)
     assert proc.returncode != 0
     assert _gone(pid)
     assert not _node_workers(node_cache)
+
+
+def test_a_hung_sidecar_is_killed_and_its_attempts_recorded_lost(runner, ray_env):
+    """A sidecar that is alive but answers nothing (stopped here) cannot hang
+    the run: after a kill it gets no answer to, the engine kills the sidecar's
+    process group and records the remote attempt as lost."""
+    import psutil
+
+    with _blocked_run(runner) as (proc, pid):
+        task = psutil.Process(pid)
+        [sidecar] = [p for p in psutil.Process(proc.pid).children()
+                     if "cairn.backends.ray.sidecar" in " ".join(p.cmdline())]
+        os.kill(sidecar.pid, signal.SIGSTOP)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            out, _ = proc.communicate(timeout=120)
+            assert not sidecar.is_running() or sidecar.status() == psutil.STATUS_ZOMBIE
+        finally:  # in its own session: the run's group is not its group
+            if sidecar.is_running():
+                sidecar.kill()
+    assert proc.returncode != 0, out
+    from cairn import Flow
+
+    assert [a.status for a in Flow("BlockFlow").latest_run["start"].task.attempts] == ["lost"]
+    # The sidecar was the Ray driver: Ray ends its actors, their fork servers and the task.
+    task.wait(timeout=120)
+
+
+def test_aws_keys_reach_the_nodes_only_when_the_run_opts_in(runner, ray_env):
+    """By default a node uses its own credentials (here: the cluster's
+    environment); the run's keys travel only with CAIRN_RAY_FORWARD_AWS_CREDENTIALS=1."""
+    flow = runner.write("keys.py", """
+        import os
+        from cairn import FlowSpec, ray, step
+
+        class KeysFlow(FlowSpec):
+            @ray
+            @step
+            def start(self):
+                self.key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            KeysFlow()
+    """)
+    from cairn import Flow
+
+    laptop = {"AWS_ACCESS_KEY_ID": "laptop-key", "AWS_SECRET_ACCESS_KEY": "laptop-secret"}
+    runner.run(flow, "run", env=laptop, check=True, timeout=300)
+    assert Flow("KeysFlow").latest_run.data.key_id == os.environ["AWS_ACCESS_KEY_ID"] != "laptop-key"
+    runner.run(flow, "run", env={**laptop, "CAIRN_RAY_FORWARD_AWS_CREDENTIALS": "1"}, check=True,
+               timeout=300)
+    assert Flow("KeysFlow").latest_run.data.key_id == "laptop-key"
 
 
 def test_a_lost_node_gives_a_lost_attempt_and_the_retry_succeeds(runner, ray_env, cluster):

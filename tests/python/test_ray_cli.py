@@ -65,6 +65,28 @@ def test_no_cluster_address_is_an_error_never_an_implicit_attach(runner):
     assert proc.stderr.strip().startswith("Ray backend: no Ray cluster address: pass --ray-address")
 
 
+def test_aws_keys_reach_the_cluster_only_when_asked(runner):
+    from cairn.backends.launch import forwarded_credentials
+
+    env = {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_PROFILE": "laptop",
+           "AWS_REGION": "eu-west-1"}
+    assert forwarded_credentials(env) == {}  # the node's own chain by default
+    assert forwarded_credentials({**env, "CAIRN_RAY_FORWARD_AWS_CREDENTIALS": "0"}) == {}
+    # A laptop's profile name means nothing on a node: never sent.
+    assert forwarded_credentials({**env, "CAIRN_RAY_FORWARD_AWS_CREDENTIALS": "1"}) == {
+        "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_REGION": "eu-west-1"}
+
+    pytest.importorskip("ray")
+    flow = runner.write("remote.py", FLOW.replace("DECO", "ray"))
+    env = {"CAIRN_RAY_ADDRESS": "127.0.0.1:1", "CAIRN_DATASTORE_SYSROOT_S3": "s3://b/p",
+           "CAIRN_RAY_FORWARD_AWS_CREDENTIALS": "sure"}
+    proc = runner.run(flow, "run", env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("Ray backend: CAIRN_RAY_FORWARD_AWS_CREDENTIALS='sure': expected 1 "
+                                   "(send this run's AWS keys to the cluster) or 0")
+    assert not (runner.dir / "ran").exists()
+
+
 def test_import_cairn_never_imports_ray():
     code = ("import sys, cairn\n"
             "from cairn import batch, kubernetes, ray, resources\n"

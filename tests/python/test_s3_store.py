@@ -108,6 +108,39 @@ def test_writes_are_conditional_and_tolerate_servers_without_them(server, tmp_pa
     assert _store(server, bucket, tmp_path / "c").get(d2)[0] == b"no conditional writes here" * 300
 
 
+def test_small_puts_need_no_head_and_big_gets_come_in_ranges(server, tmp_path, monkeypatch):
+    bucket = server.new_bucket()
+    small = _store(server, bucket, tmp_path / "a")
+    small.put([b"s" * 50_000])
+    assert small.remote.heads == 0 and small.remote.uploaded == 1
+    again = _store(server, bucket, tmp_path / "b")
+    again.put([b"s" * 50_000])  # If-None-Match answered: already there
+    assert again.remote.heads == 0 and again.remote.uploaded == 0
+
+    big = os.urandom(12 << 20)  # above HEAD_MIN: asked first
+    digest = again.put([big, b"tail"])[0]
+    assert again.remote.heads == 1 and again.remote.uploaded == 1
+    # The cache file was written from the pieces the upload sent: a sound blob.
+    assert [bytes(s) for s in again.local.get(digest)] == [big, b"tail"]
+    third = _store(server, bucket, tmp_path / "e")
+    assert third.put([big, b"tail"])[0] == digest  # the bucket has it: nothing sent ...
+    assert third.remote.uploaded == 0 and [bytes(s) for s in third.local.get(digest)] == [big, b"tail"]
+    monkeypatch.setenv("CAIRN_S3_PART_MB", "5")  # three ranges, two of them in parallel
+    reader = _store(server, bucket, tmp_path / "c")
+    assert [bytes(s) for s in reader.get(digest)] == [big, b"tail"]
+    assert Path(reader.path_of(digest)).read_bytes() == Path(again.path_of(digest)).read_bytes()
+
+    monkeypatch.setenv("CAIRN_S3_PART_MB", "lots")
+    with pytest.raises(S3ConfigError, match="CAIRN_S3_PART_MB='lots': expected a whole number of MB"):
+        _store(server, bucket, tmp_path / "d").get(digest)
+
+
+def test_a_failed_upload_fails_the_put(server, tmp_path):
+    store = _store(server, "no-such-bucket", tmp_path / "a")
+    with pytest.raises(S3ConfigError, match=r"of blob \w+ at s3://no-such-bucket/some/prefix"):
+        store.put([os.urandom(2 << 20)])
+
+
 def test_config_from_cairn_or_metaflow_names():
     env = {"METAFLOW_DATASTORE_SYSROOT_S3": "s3://bkt/a/b/", "METAFLOW_S3_ENDPOINT_URL": "http://h:1"}
     assert S3Config.from_env(env) == S3Config("bkt", "a/b", "http://h:1")

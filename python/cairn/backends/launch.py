@@ -17,6 +17,11 @@ from ..errors import CairnException
 from ..stores import S3Config, open_store
 
 ADDRESS_VARS = ("CAIRN_RAY_ADDRESS", "RAY_ADDRESS")
+# Opt-in: the run's AWS keys go to the cluster's slot actors (docs/ray.md).
+FORWARD_CREDENTIALS_VAR = "CAIRN_RAY_FORWARD_AWS_CREDENTIALS"
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_DEFAULT_REGION", "AWS_REGION")
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 DEFAULT_PENDING_TIMEOUT_S = 60.0
 # Connecting to the cluster; well above a healthy cluster's ~1 s.
 READY_TIMEOUT_S = 120.0
@@ -70,6 +75,21 @@ def require_ray() -> None:
         raise RayBackendError("running steps on Ray needs Ray: pip install 'cairn[ray]'")
 
 
+def forwarded_credentials(environ: Any = None) -> dict[str, str]:
+    """The AWS variables the slot actors get from this run: none unless
+    CAIRN_RAY_FORWARD_AWS_CREDENTIALS says so; a node otherwise uses its own
+    credential chain (instance role, its profile), as a Metaflow step on
+    Kubernetes or Batch does."""
+    env = os.environ if environ is None else environ
+    value = env.get(FORWARD_CREDENTIALS_VAR, "").strip().lower()
+    if value not in _YES + _NO:
+        raise RayBackendError(f"{FORWARD_CREDENTIALS_VAR}={env[FORWARD_CREDENTIALS_VAR]!r}: "
+                              f"expected 1 (send this run's AWS keys to the cluster) or 0")
+    if value in _NO:
+        return {}
+    return {k: env[k] for k in CREDENTIAL_VARS if env.get(k)}
+
+
 def require_s3() -> S3Config:
     config = S3Config.from_env()
     if config is None:
@@ -87,6 +107,7 @@ def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, A
     require_ray()
     address = cluster_address(address)
     require_s3()
+    forwarded_credentials()  # a bad value stops the run before anything runs
     from . import package  # only for remote steps: tarfile stays out of local runs
 
     digest = package.store(spec["file"], open_store(root))
@@ -111,9 +132,12 @@ def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout
     # cost every task forked from a local run's worker.
     import subprocess
 
+    # Its own process group: if it hangs, the engine kills the group (and
+    # whatever it started) without touching the run's (SidecarLauncher). It
+    # dies with the run process, and ignores the terminal's Ctrl-C anyway.
     proc = subprocess.Popen(
         [sys.executable, "-m", "cairn.backends.ray.sidecar", json.dumps(config)],
-        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True,
     )
     theirs.close()
     ours.settimeout(READY_TIMEOUT_S)

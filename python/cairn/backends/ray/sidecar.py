@@ -10,6 +10,7 @@ Started by backends/launch.py as `python -m cairn.backends.ray.sidecar CONFIG`."
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -39,14 +40,15 @@ import ray  # noqa: E402 - after the address is known
 
 from ... import _core
 from ...stores import CachedStore, S3Config, remote_from_env
+from ..launch import forwarded_credentials
 from .pool import Pool, Unschedulable
 from .resources import Request, request_of
 from .slot import CACHE_VAR, SlotActor
 
 CLOSE_WAIT_S = 20.0
-FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", CACHE_VAR,
-                 "CAIRN_PACKAGE_SUFFIXES")
+KILL_ANSWER_S = 2.0
+# Settings, not secrets: they travel in the slot actor's arguments.
+FORWARDED_ENV = (CACHE_VAR, "CAIRN_PACKAGE_SUFFIXES")
 _DEATHS = tuple(getattr(ray.exceptions, n) for n in (
     "RayActorError", "ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
     "NodeDiedError", "ObjectLostError", "OwnerDiedError") if hasattr(ray.exceptions, n))
@@ -69,9 +71,13 @@ class Sidecar:
         # The environment travels in the actor's arguments, not a runtime_env:
         # then any pooled Ray worker can host the actor, instead of a new
         # process started for that environment (seconds on the first task).
+        # AWS keys only if the user opted in, and then as an object in Ray's
+        # object store, never in the arguments or a runtime_env, which Ray's
+        # dashboard and state API show.
+        secrets = forwarded_credentials()
         self.setup = {"package": config["package"], "flow_file": config["flow_file"], "spec": self.spec,
                       "spec_digest": _core.digest([json.dumps(self.spec, sort_keys=True).encode()]),
-                      "env": env}
+                      "env": env, "credentials": ray.put(secrets) if secrets else None}
         self.actor_cls = ray.remote(SlotActor)
         self.pools: dict[str, Pool] = {}
         self.pools_lock = threading.Lock()
@@ -138,6 +144,17 @@ class Sidecar:
         actor = self.running.get(key)
         if actor is not None:  # never a task that already finished
             actor.kill_task.remote(key)
+            # A slot that cannot kill it in time (its node is going away) is
+            # killed itself, so the task ends as lost well within the engine's
+            # bound on answering a kill (SidecarLauncher::kKillWaitS).
+            timer = threading.Timer(KILL_ANSWER_S, self._kill_slot, args=(key, actor))
+            timer.daemon = True
+            timer.start()
+
+    def _kill_slot(self, key: int, actor: Any) -> None:
+        if self.running.get(key) is actor and not self.closed:
+            with contextlib.suppress(Exception):  # already gone, or Ray is shutting down
+                ray.kill(actor, no_restart=True)
 
     def run_task(self, key: int, env: dict[str, str], payload: bytes, fds: list[int]) -> None:
         actor = None

@@ -37,7 +37,9 @@ def node_cache(node_id: str) -> str:
 
 class SlotActor:
     def __init__(self, setup: dict[str, Any]):
-        os.environ.update(setup["env"])  # S3 settings and credentials; inherited by the fork server
+        os.environ.update(setup["env"])  # S3 settings; inherited by the fork server
+        if setup.get("credentials") is not None:  # the run's AWS keys, if it opted in
+            os.environ.update(ray.get(setup["credentials"]))
         self.node_id = ray.get_runtime_context().get_node_id()
         self.root = node_cache(self.node_id)
         os.makedirs(self.root, exist_ok=True)
