@@ -135,9 +135,11 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
             ray_address: str | None = None, ray_pending_timeout: float | None = None) -> dict[str, Any]:
     """Runs the flow (after prepare_run); `launcher` None: $CAIRN_LAUNCHER,
     else the worker. Steps with a remote backend go to Ray (backends/launch.py)."""
-    from .backends import launch
+    remote = None
+    if any(s.get("options", {}).keys() & {"backend", "remote_decorator"} for s in spec["steps"]):
+        from .backends import launch  # only then: it loads the S3 store and the code packager
 
-    remote = launch.prepare(spec, root, ray_address)  # checked before anything runs
+        remote = launch.prepare(spec, root, ray_address)  # checked before anything runs
     user = username()
     launcher = launcher or env_choice("CAIRN_LAUNCHER", LAUNCHERS, "worker")
     flow_payload = {
