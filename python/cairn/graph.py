@@ -19,9 +19,12 @@ from .decorators import InvalidStep, StepDecorator, with_decorators
 from .parameters import Parameter
 
 try:  # CPython's own SHA-256: hashlib would load OpenSSL's libcrypto into every run's worker
-    from _sha256 import sha256 as _sha256
-except ImportError:  # another Python: the same digest through hashlib
-    from hashlib import sha256 as _sha256
+    from _sha2 import sha256 as _sha256  # Python 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # Python 3.9-3.11
+    except ImportError:  # another Python: the same digest through hashlib
+        from hashlib import sha256 as _sha256
 
 RESERVED = {"next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name"}
 
