@@ -132,10 +132,6 @@ RunRecord ReadRun(const Stmt& s) {
   r.engine_started = s.ColumnInt64(10);
   r.engine_machine = s.ColumnText(11);
   r.failure = s.ColumnText(12);
-  if (r.status == "running" &&
-      CheckProcess({r.engine_pid, r.engine_started, r.engine_machine}) == Liveness::kGone) {
-    r.status = "crashed";
-  }
   return r;
 }
 
@@ -196,9 +192,10 @@ struct Datastore::State {
   Mode mode;
   Db db;
   std::mutex mu;
+  std::function<Liveness(const ProcessIdentity&)> liveness = CheckProcess;
 
   Stmt insert_flow, insert_run, insert_failure, insert_tag, delete_tag, finish_run, run_exists,
-      running_here, mark_crashed;
+      running_here, mark_crashed, run_outcome;
   Stmt insert_task, insert_attempt, insert_artifact, insert_blob, blob, blobs_of_run;
   Stmt flows, runs_of_flow, tags_of_flow, run, tags_of_run, first_run_time;
   TaskQueries of_run, of_step, of_task;
@@ -208,6 +205,7 @@ struct Datastore::State {
   Status CheckWritable() const;
   Status CheckRunExists(int64_t run_id);
   Result<RunRecord> LoadRun(const std::string& flow, int64_t run_id);
+  Status SettleLiveness(RunRecord* r);
   Result<std::vector<TaskRecord>> LoadTasks(TaskQueries& q, const std::function<void(Stmt&)>& bind);
 };
 
@@ -228,6 +226,7 @@ Status Datastore::State::Prepare() {
        "SELECT run_id, engine_pid, engine_started FROM runs "
        "WHERE status = 'running' AND engine_machine = ?1"},
       {&mark_crashed, "UPDATE runs SET status = 'crashed' WHERE run_id = ?1 AND status = 'running'"},
+      {&run_outcome, "SELECT status, finished_at, " RUN_FAILURE " FROM runs WHERE run_id = ?1"},
       {&insert_task,
        // OR REPLACE: a task's `running` row is overwritten when it finishes.
        "INSERT OR REPLACE INTO tasks (" TASK_COLUMNS ") "
@@ -341,7 +340,26 @@ Result<RunRecord> Datastore::State::LoadRun(const std::string& flow, int64_t run
   CAIRN_RETURN_IF_ERROR(tags_of_run.Reset().Bind(1, run_id).ForEachRow([&](const Stmt& row) {
     (row.ColumnInt(2) ? record->system_tags : record->tags).push_back(row.ColumnText(1));
   }));
+  CAIRN_RETURN_IF_ERROR(SettleLiveness(&*record));
   return std::move(*record);
+}
+
+// A `running` run whose engine process is gone reads as `crashed`. The row
+// was read before the process was looked at, so an engine that finished the
+// run and exited in between would pass for a crash: an engine records the
+// outcome before it exits, so reading the row again after the look tells.
+Status Datastore::State::SettleLiveness(RunRecord* r) {
+  if (r->status != "running" ||
+      liveness({r->engine_pid, r->engine_started, r->engine_machine}) != Liveness::kGone) {
+    return Status::OK();
+  }
+  CAIRN_RETURN_IF_ERROR(run_outcome.Reset().Bind(1, r->run_id).ForEachRow([&](const Stmt& row) {
+    r->status = row.ColumnText(0);
+    r->finished_at = row.ColumnDouble(1);
+    r->failure = row.ColumnText(2);
+  }));
+  if (r->status == "running") r->status = "crashed";
+  return Status::OK();
 }
 
 Result<std::vector<TaskRecord>> Datastore::State::LoadTasks(
@@ -410,6 +428,11 @@ Datastore::Datastore(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Datastore::~Datastore() = default;
 
 const std::string& Datastore::root() const { return state_->root; }
+
+void Datastore::SetLivenessCheck(std::function<Liveness(const ProcessIdentity&)> check) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->liveness = std::move(check);
+}
 
 Result<RunRecord> Datastore::CreateRun(const NewRun& run, std::vector<TaskRecord> first_tasks) {
   State& s = *state_;
@@ -634,6 +657,7 @@ Result<std::vector<RunRecord>> Datastore::Runs(const std::string& flow, int64_t 
       .Bind(3, before_run_id > 0 ? before_run_id : std::numeric_limits<int64_t>::max());
   CAIRN_RETURN_IF_ERROR(
       s.runs_of_flow.ForEachRow([&](const Stmt& row) { runs.push_back(ReadRun(row)); }));
+  for (RunRecord& r : runs) CAIRN_RETURN_IF_ERROR(s.SettleLiveness(&r));
   if (runs.empty()) return runs;
   // One query for the tags of all these runs, newest run first like `runs`.
   size_t i = 0;

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "util/process_identity.h"
 #include "util/result.h"
 
 namespace cairn {
@@ -113,6 +115,9 @@ class Datastore {
   Datastore& operator=(const Datastore&) = delete;
 
   const std::string& root() const;
+  // How a run's engine process is looked at (CheckProcess by default): a
+  // seam for tests, which replace it to act between a read and the look.
+  void SetLivenessCheck(std::function<Liveness(const ProcessIdentity&)> check);
 
   // --- writing (engine) ---
   // Creates the run and records `first_tasks` (their run_id is set to the

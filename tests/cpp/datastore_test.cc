@@ -422,6 +422,40 @@ TEST_F(DatastoreTest, ARunWhoseEngineIsGoneReadsAsCrashed) {
   EXPECT_EQ(got.status, "running");
 }
 
+// The engine finishes the run and exits after a reader has read the row as
+// running but before it looks at the process: the reader must report the
+// outcome, not a crash (a Run object would keep "crashed" for good).
+TEST_F(DatastoreTest, ARunFinishedBetweenTheReadAndTheLookIsNotCrashed) {
+  ASSERT_OK_AND_ASSIGN(RunRecord run, ds_->CreateRun(MakeRun("F")));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Datastore> reader, Datastore::Open(root_, Mode::kReadOnly));
+  int looks = 0;
+  reader->SetLivenessCheck([&](const ProcessIdentity&) {
+    if (looks++ == 0) EXPECT_OK(ds_->FinishRun(run.run_id, "succeeded"));  // then it exits
+    return Liveness::kGone;
+  });
+  ASSERT_OK_AND_ASSIGN(RunRecord got, reader->GetRun("F", run.run_id));
+  EXPECT_EQ(looks, 1);
+  EXPECT_EQ(got.status, "succeeded");
+  EXPECT_GT(got.finished_at, 0);
+  // The same through a listing.
+  ASSERT_OK_AND_ASSIGN(RunRecord other, ds_->CreateRun(MakeRun("F")));
+  looks = 0;
+  reader->SetLivenessCheck([&](const ProcessIdentity&) {
+    if (looks++ == 0) EXPECT_OK(ds_->FinishRun(other.run_id, "failed", "step 'x' failed"));
+    return Liveness::kGone;
+  });
+  ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> runs, reader->Runs("F"));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].status, "failed");
+  EXPECT_EQ(runs[0].failure, "step 'x' failed");
+  EXPECT_EQ(runs[1].status, "succeeded");
+  // A run whose engine is gone without finishing it is still crashed.
+  ASSERT_OK_AND_ASSIGN(RunRecord lost, ds_->CreateRun(MakeRun("F")));
+  reader->SetLivenessCheck([](const ProcessIdentity&) { return Liveness::kGone; });
+  ASSERT_OK_AND_ASSIGN(got, reader->GetRun("F", lost.run_id));
+  EXPECT_EQ(got.status, "crashed");
+}
+
 TEST_F(DatastoreTest, AnEngineMarksTheCrashedRunsOfItsMachine) {
   ASSERT_OK_AND_ASSIGN(RunRecord crashed, ds_->CreateRun(MakeRun("F")));
   ASSERT_OK_AND_ASSIGN(RunRecord elsewhere, ds_->CreateRun(MakeRun("F")));

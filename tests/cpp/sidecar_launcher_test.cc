@@ -2,11 +2,14 @@
 // protocol), and RoutingLauncher's choice of launcher by backend.
 #include "exec/sidecar_launcher.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -120,6 +123,18 @@ bool Gone(pid_t pid) {
   return state == "Z";
 }
 
+// Waits up to `timeout_ms` for `pid` (any process, not only a child) to
+// exit: a killed process closes its files before it is a zombie, so whoever
+// saw its pipes close may look too early. A pidfd is readable once it exits.
+bool WaitGone(pid_t pid, int timeout_ms) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH || Gone(pid);
+  pollfd p{fd, POLLIN, 0};
+  int ready = poll(&p, 1, timeout_ms);
+  close(fd);
+  return ready == 1 && Gone(pid);
+}
+
 class CollectOutput : public OutputSink {
  public:
   void OnOutput(TaskKey, int stream, std::string_view data) override {
@@ -231,7 +246,7 @@ TEST(SidecarLauncherTest, AHungSidecarIsKilledWithItsGroupAndItsTasksAreLost) {
   EXPECT_FALSE(peer.launcher->worker_alive());
   // The sidecar and its helper are gone (the helper held the task's pipes,
   // so the task could only end once it died).
-  EXPECT_TRUE(Gone(std::stoi(sink.out)));
+  EXPECT_TRUE(WaitGone(std::stoi(sink.out), 10000));
   // Nothing more goes to a sidecar that was given up on.
   EXPECT_FALSE(peer.launcher->Start(Command(7, "ok")).ok());
 }
