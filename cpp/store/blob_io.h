@@ -45,8 +45,9 @@ Status ReadExactly(int fd, void* buf, size_t size, uint64_t offset, const std::s
 // Reads `size` bytes at file offset `offset` into `out` (fresh memory the
 // caller owns) and feeds them to `hasher` in order. From 16 MiB on, two
 // threads share the 2 MiB chunks, each hashing a chunk right after reading
-// it, in turn (filling fresh pages is most of a read's cost, and two threads
-// fill them faster).
+// it, in turn, each chunk's pages populated for writing in one madvise first
+// (filling fresh pages is most of a read's cost, and two threads fill them
+// faster).
 Status ReadHashed(int fd, uint64_t offset, uint8_t* out, uint64_t size, const std::string& path,
                   Hasher& hasher);
 
