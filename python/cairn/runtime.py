@@ -168,7 +168,7 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     def sidecar() -> dict[str, Any]:  # started after the worker is forked: no socket leaks to it
         if remote is None:
             return {}
-        s = launch.start(remote, spec, root, ray_pending_timeout)
+        s = launch.start(remote, spec, root, ray_pending_timeout, with_decorators)
         return {"sidecar_fd": s.fd, "sidecar_pid": s.pid}
 
     if launcher == "spawn":

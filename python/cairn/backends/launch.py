@@ -114,9 +114,11 @@ def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, A
     return {"address": address, "package": digest, "steps": steps}
 
 
-def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout: float | None
-          ) -> Sidecar:
-    """Starts the sidecar and waits until it is connected to the cluster."""
+def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout: float | None,
+          with_decorators: list[str] | None = None) -> Sidecar:
+    """Starts the sidecar and waits until it is connected to the cluster.
+    `with_decorators`: the run's --with options, so that the nodes' fork
+    servers resolve each step's decorators once, as the local worker does."""
     os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
     spec_path = os.path.join(root, "tmp", f"ray-spec-{os.getpid()}.json")
     with open(spec_path, "w") as f:
@@ -125,7 +127,7 @@ def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout
     config = {
         "fd": theirs.fileno(), "parent": os.getpid(), "spec": spec_path, "root": root,
         "address": plan["address"], "package": plan["package"],
-        "flow_file": os.path.basename(spec["file"]),
+        "flow_file": os.path.basename(spec["file"]), "with_decorators": with_decorators or [],
         "pending_timeout": pending_timeout if pending_timeout is not None else DEFAULT_PENDING_TIMEOUT_S,
     }
     # Imported here: subprocess imports threading, whose at-fork hook would

@@ -18,6 +18,7 @@ from ...errors import CairnException
 FD_VAR = "CAIRN_RAY_NODE_FD"
 SPEC_VAR = "CAIRN_RAY_NODE_SPEC"
 PARENT_VAR = "CAIRN_RAY_NODE_PARENT"
+WITH_VAR = "CAIRN_RAY_NODE_WITH"  # the run's --with options, as JSON
 
 
 def serve(flow_cls: type, root: str) -> int:
@@ -28,9 +29,13 @@ def serve(flow_cls: type, root: str) -> int:
         parent = int(os.environ[PARENT_VAR])
         with open(os.environ[SPEC_VAR]) as f:
             spec: dict[str, Any] = json.load(f)
+        with_decorators: list[str] = json.loads(os.environ[WITH_VAR])
     except (KeyError, ValueError, OSError) as e:
         raise CairnException(f"ray-node-worker is started by cairn's Ray slot actors ({e})") from None
     _core.die_with_parent(parent)
     sock = socket.socket(fileno=fd)
-    serve_worker(flow_cls, spec, sock, parent, root)
+    # As the local worker: each step's decorators resolved before any fork,
+    # and the run's parameters taken as checked (the run did, before it
+    # started; the payloads carry the same records).
+    serve_worker(flow_cls, spec, sock, parent, root, with_decorators)
     return 0

@@ -76,6 +76,7 @@ class Sidecar:
         # dashboard and state API show.
         secrets = forwarded_credentials()
         self.setup = {"package": config["package"], "flow_file": config["flow_file"], "spec": self.spec,
+                      "with_decorators": config.get("with_decorators", []),
                       "spec_digest": _core.digest([json.dumps(self.spec, sort_keys=True).encode()]),
                       "env": env, "credentials": ray.put(secrets) if secrets else None}
         self.actor_cls = ray.remote(SlotActor)
@@ -171,21 +172,16 @@ class Sidecar:
                 self.reply({"key": key, "status": 1 << 8})
                 return
             self.running[key] = actor
-            status = None
-            timed_out = False
-            gen = actor.run.options(num_returns="streaming").remote(
-                key, env, payload, self.timeouts.get(step, 0.0))
-            for ref in gen:
-                kind, a, b = ray.get(ref)
-                if kind == "out":
-                    _write_all(fds[a - 1], b)
-                elif kind == "started":
-                    self.reply({"key": key, "started": True})  # the step's clock starts now
-                elif kind == "timeout":
-                    timed_out = True
-                else:
-                    status = a
-                    _write_all(fds[2], b)
+            self.reply({"key": key, "started": True})  # the step's clock starts now
+            report = ray.get(actor.run.remote(key, env, payload, self.timeouts.get(step, 0.0)))
+            while True:
+                done, out, status, result, timed_out = report
+                for stream, data in out:
+                    _write_all(fds[stream - 1], data)
+                if done:
+                    break
+                report = ray.get(actor.more.remote(key))
+            _write_all(fds[2], result)
             self.running.pop(key, None)
             pool.release(actor)
             if status is None:
