@@ -37,16 +37,19 @@ def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, pay
 
 
 def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int, root: str,
-          with_decorators: list[str] | None = None) -> None:
+          with_decorators: list[str] | None = None, store: Any = None) -> None:
     """Serves task requests until the engine closes its end of the socket.
     `with_decorators`: the run's --with options, given by a local run
-    (runtime.execute, which has also checked its parameters): each step's
-    decorators are then resolved here, once, rather than in every task."""
+    (runtime.execute, which has also checked its parameters) and by a Ray
+    node's fork server: each step's decorators are then resolved here, once,
+    rather than in every task. `store`: the tasks' blob store, if not the
+    root's (a Ray node's reaches S3 through its slot actor)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
     params_checked = with_decorators is not None
     if with_decorators is not None:
         step_plan.prepare(flow_cls, spec, with_decorators)
-    store = open_store(root)  # through to S3 when an S3 datastore is configured
+    if store is None:
+        store = open_store(root)  # through to S3 when an S3 datastore is configured
     if hasattr(store, "warm"):
         store.warm()  # before forking: each child then makes its S3 client in milliseconds
     # Set once here rather than in every child: each thing a child does

@@ -65,7 +65,7 @@ def test_every_node_listens_on_loopback_only(cluster):
 
 
 FOREACH = """
-    import os, random
+    import os, random, sys
     from cairn import FlowSpec, step
 
     class SpreadFlow(FlowSpec):
@@ -79,6 +79,8 @@ FOREACH = """
             self.node = os.environ["CAIRN_RAY_NODE_ID"]
             self.i = self.input
             self.data = random.Random(self.input).randbytes(5 << 20)
+            # The node's fork server leaves S3 to its slot actor (stores/proxy.py).
+            self.boto3_loaded = "boto3" in sys.modules
             print("item", self.input, "on", self.node[:8])
             self.next(self.join)
 
@@ -112,6 +114,7 @@ def test_foreach_spreads_over_all_nodes_and_reads_back_on_the_head(runner, ray_e
     assert len(tasks) == 30
     for t in tasks:  # every 5 MB artifact, from S3 through this machine's cache
         assert t["data"].data == random.Random(t.data.i).randbytes(5 << 20)
+        assert t["boto3_loaded"].data is False
 
     # S3 holds exactly the bytes of the blob files: on the nodes and on the head.
     digest = tasks[0]["data"]._rec.digest

@@ -21,6 +21,7 @@ from typing import Any
 import ray
 
 from ...stores import CachedStore, remote_from_env
+from ...stores.proxy import ProxyServer
 from .. import package
 
 CACHE_VAR = "CAIRN_RAY_NODE_CACHE"
@@ -81,17 +82,21 @@ class SlotActor:
             with open(f"{spec_path}.{os.getpid()}", "w") as f:
                 json.dump(setup["spec"], f)
             os.replace(f"{spec_path}.{os.getpid()}", spec_path)
+        # The fork server's tasks reach S3 through this actor's client.
+        self.proxy = ProxyServer(remote)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {**os.environ, "CAIRN_RAY_NODE_FD": str(theirs.fileno()),
+               "CAIRN_RAY_NODE_BLOBS_FD": str(self.proxy.child_fd),
                "CAIRN_RAY_NODE_SPEC": spec_path, "CAIRN_RAY_NODE_PARENT": str(os.getpid()),
                "CAIRN_RAY_NODE_WITH": json.dumps(setup.get("with_decorators", [])),
                "PYTHONUNBUFFERED": "1"}
         self.server = subprocess.Popen(
             [sys.executable, os.path.join(code, setup["flow_file"]), "--datastore-root", self.root,
              "ray-node-worker"],
-            cwd=code, env=env, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+            cwd=code, env=env, pass_fds=[theirs.fileno(), self.proxy.child_fd], stdin=subprocess.DEVNULL,
         )
         theirs.close()
+        self.proxy.close_child_end()
         self.sock = ours
         self.replies = b""
         self.reply_lock = threading.Lock()
