@@ -3,7 +3,9 @@ the same bytes as local blobs, write-once, read through a verifying cache."""
 
 from __future__ import annotations
 
+import base64
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -133,6 +135,23 @@ def test_small_puts_need_no_head_and_big_gets_come_in_ranges(server, tmp_path, m
     monkeypatch.setenv("CAIRN_S3_PART_MB", "lots")
     with pytest.raises(S3ConfigError, match="CAIRN_S3_PART_MB='lots': expected a whole number of MB"):
         _store(server, bucket, tmp_path / "d").get(digest)
+
+
+@pytest.mark.parametrize("size", [50_000, 3 << 20])  # from the cache file; teed from the value
+def test_puts_send_a_crc32_of_their_bytes_and_no_payload_signature(server, tmp_path, size):
+    bucket = server.new_bucket()
+    store = _store(server, bucket, tmp_path / "a")
+    sent: list[dict[str, str]] = []
+    store.remote.client().meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers)))
+    digest = store.put([os.urandom(size)])[0]
+    assert len(sent) == 1
+    blob_file = Path(store.path_of(digest)).read_bytes()
+    crc = base64.b64encode(zlib.crc32(blob_file).to_bytes(4, "big")).decode()
+    # The server checks every byte against the CRC32; botocore read none of
+    # them twice to sign a SHA-256 of the body.
+    assert sent[0]["x-amz-checksum-crc32"] in (crc, crc.encode())
+    assert sent[0]["X-Amz-Content-SHA256"] in ("UNSIGNED-PAYLOAD", b"UNSIGNED-PAYLOAD")
 
 
 def test_a_failed_upload_fails_the_put(server, tmp_path):

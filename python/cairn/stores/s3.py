@@ -11,13 +11,19 @@ file written from each piece as it goes (CachedStore.put), and comes down in
 one GET per part (256 MB by default) streamed into the cache file, the first
 answer saying the size (no HEAD); a small blob's PUT needs no HEAD either
 (If-None-Match answers it).
-botocore's own CRC32 of each body is off: the blob's digest already covers
-every byte end to end, and the CRC cost as much as the transfer."""
+A PUT is sent with an unsigned payload and a CRC32 header that cairn
+computes itself: botocore would otherwise read the whole body once more
+before sending it, to sign its SHA-256 (over http, or over https without a
+checksum header), and its own CRC32 streams the body in chunks with a
+trailer, which cost as much as the transfer. The server still checks every
+byte against the CRC32, and a reader checks them against the digest."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import Any
@@ -71,9 +77,11 @@ def _boto3() -> Any:
 
 def client_config(botocore_config: Any, **kw: Any) -> Any:
     """botocore's Config for blob transfers: retries, a connection per
-    transfer thread, and no CRC32 of bodies where botocore can skip it
-    (botocore < 1.36 has no such option and computes none)."""
-    base = {"retries": {"max_attempts": 5, "mode": "standard"}, "max_pool_connections": 16, **kw}
+    transfer thread, unsigned payloads (_put_once sends its own CRC32), and no
+    CRC32 of bodies where botocore can skip it (botocore < 1.36 has no such
+    option and computes none)."""
+    base = {"retries": {"max_attempts": 5, "mode": "standard"}, "max_pool_connections": 16,
+            "s3": {"payload_signing_enabled": False}, **kw}
     try:
         return botocore_config.Config(request_checksum_calculation="when_required",
                                       response_checksum_validation="when_required", **base)
@@ -150,7 +158,11 @@ class S3Blobs:
 
         def body() -> Any:
             return open(path, "rb")  # streamed by botocore, never read whole
-        return self._put(digest, body)
+        with open(path, "rb") as f:
+            crc = 0
+            while chunk := f.read(GET_READ):
+                crc = zlib.crc32(chunk, crc)
+        return self._put(digest, body, crc)
 
     def upload_views(self, digest: str, views: Sequence[memoryview],
                      tee: Callable[[int, bytes], None] | None = None) -> bool:
@@ -158,18 +170,32 @@ class S3Blobs:
         (at most single_put_max of them) unless the bucket has it; True if
         this call wrote it. Nothing is copied into one buffer: the PUT streams
         from the views, and hands each piece it sends to `tee(offset, bytes)`."""
-        if self._head_first(sum(len(v) for v in views)) and self.exists(digest):
+        if not self._head_first(sum(len(v) for v in views)):
+            return self._put(digest, lambda: _ViewsBody(views, tee), _crc32(views))
+        # The CRC32 (zlib lets go of the GIL) while the HEAD waits for its answer.
+        import threading
+
+        crc: list[int] = []
+        summing = threading.Thread(target=lambda: crc.append(_crc32(views)), daemon=True)
+        summing.start()
+        try:
+            there = self.exists(digest)
+        finally:
+            summing.join()
+        if there:
             return False
-        return self._put(digest, lambda: _ViewsBody(views, tee))
+        return self._put(digest, lambda: _ViewsBody(views, tee), crc[0])
 
     def _head_first(self, size: int) -> bool:
         """Whether to ask the bucket before sending `size` bytes; without
         conditional writes, always (a plain PUT would rewrite the object)."""
         return size > HEAD_MIN or not self._conditional
 
-    def _put(self, digest: str, body: Callable[[], Any]) -> bool:
+    def _put(self, digest: str, body: Callable[[], Any], crc: int) -> bool:
+        """PUTs the bytes `body()` reads, whose CRC32 is `crc` (the server
+        refuses the object if a byte differs)."""
         try:
-            self._put_once(digest, body)
+            self._put_once(digest, body, base64.b64encode(crc.to_bytes(4, "big")).decode())
         except _AlreadyThere:
             return False
         except Exception as e:  # noqa: BLE001
@@ -177,8 +203,8 @@ class S3Blobs:
         self.uploaded += 1
         return True
 
-    def _put_once(self, digest: str, body: Callable[[], Any]) -> None:
-        args = {"Bucket": self.config.bucket, "Key": self.key_of(digest)}
+    def _put_once(self, digest: str, body: Callable[[], Any], crc: str) -> None:
+        args = {"Bucket": self.config.bucket, "Key": self.key_of(digest), "ChecksumCRC32": crc}
         if self._conditional:
             with closing(body()) as b:
                 try:
@@ -282,6 +308,13 @@ class _ViewsBody(io.RawIOBase):
             self._tee(self._pos, data)
         self._pos += len(data)
         return data
+
+
+def _crc32(views: Sequence[memoryview]) -> int:
+    crc = 0
+    for v in views:
+        crc = zlib.crc32(v, crc)
+    return crc
 
 
 def _drain(body: Any, fd: int, offset: int) -> None:
