@@ -388,12 +388,32 @@ def _catches_now(spec_step: dict[str, Any], payload: dict[str, Any]) -> bool:
     return bool(options.get("catch")) and payload.get("attempt", 0) >= int(options.get("retries", 0))
 
 
+def _headline(e: BaseException) -> str | None:
+    """The title Metaflow prints for a user's MetaflowException subclass
+    (cairn's CairnError) that sets `headline`; None for any other exception,
+    shown by its class name (cairn's own errors keep their documented
+    `TimeoutException: ...` form)."""
+    cls = type(e)
+    if isinstance(e, CairnError) and cls.__module__.split(".")[0] != "cairn":
+        title = getattr(cls, "headline", None)
+        if isinstance(title, str) and title:
+            return title
+    return None
+
+
 def _user_traceback(e: BaseException) -> str:
     """The traceback from the user's code on: cairn's own frames before it
-    are noise. An error raised by cairn itself is shown as its message only."""
+    are noise. An error raised by cairn itself is shown as its message only.
+    An error with a headline ends with `headline: message`, as Metaflow
+    prints a MetaflowException, instead of its class name."""
     tb = e.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
+    title = _headline(e)
+    if title:
+        frames = traceback.format_tb(tb) if tb is not None else []
+        head = ["Traceback (most recent call last):\n"] if frames else []
+        return "".join(head + frames) + f"{title}: {_message(e)}\n"
     if tb is None:
         return "".join(traceback.format_exception_only(type(e), e))
     return "".join(traceback.format_exception(type(e), e, tb))
@@ -488,6 +508,9 @@ def run_task(flow_cls: type, spec: dict[str, Any], payload: dict[str, Any], resu
         trace = _user_traceback(e)
         sys.stderr.write(trace)
         result = {"exception": {"type": type(e).__name__, "message": _message(e), "traceback": trace}}
+        title = _headline(e)
+        if title:
+            result["exception"]["headline"] = title
         code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):
