@@ -171,10 +171,17 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
         s = launch.start(remote, spec, root, ray_pending_timeout, with_decorators)
         return {"sidecar_fd": s.fd, "sidecar_pid": s.pid}
 
-    if launcher == "spawn":
-        summary = _core.run(options, console=console, **sidecar())
-    else:
-        summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar, with_decorators)
+    try:
+        if launcher == "spawn":
+            summary = _core.run(options, console=console, **sidecar())
+        else:
+            summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar, with_decorators)
+    except KeyboardInterrupt as e:
+        # Ctrl-C: the engine killed the tasks and marked the run failed; exit
+        # hooks run whatever the outcome (Metaflow), so on_error runs here.
+        run_id = getattr(e, "run_id", 0)
+        run_exit_hooks(flow_cls, {"run_id": run_id, "status": "failed"} if run_id else None, root)
+        raise
     run_exit_hooks(flow_cls, summary, root)
     return summary
 
