@@ -219,8 +219,8 @@ def _persist(flow: str, source: Any, result: dict[str, Any], binary: bytes, inhe
     return int(run.run_id)
 
 
-def add_parser(sub: Any) -> None:
-    spin = sub.add_parser("spin", help="run one step again with the inputs of its task in a past run")
+def add_arguments(spin: Any) -> None:
+    """The options of `python flow.py spin` (its parser is made by the flow's CLI)."""
     spin.add_argument("step_name", metavar="STEP")
     spin.add_argument("--spin-pathspec", metavar="RUN_ID/STEP/TASK_ID",
                       help="the task whose inputs to use (default: the step's first task in the "

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from .client import Card
 
 
-def add_parser(sub: Any) -> None:
-    card = sub.add_parser("card", help="view, get or list a task's cards")
+def add_arguments(card: Any) -> None:
+    """The options of `python flow.py card` (its parser is made by the flow's CLI)."""
     actions = card.add_subparsers(dest="card_action", metavar="ACTION", required=True)
     where = "STEP (latest run), RUN_ID/STEP or RUN_ID/STEP/TASK_ID"
     view = actions.add_parser("view", help="open a card in the browser (or print its file's path)")
