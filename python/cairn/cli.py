@@ -80,7 +80,7 @@ def _handler(name: str) -> Callable[[type, argparse.Namespace], int]:
 
         return run
     if name == "spin":
-        from . import spin  # noqa: F401 - registers the command
+        from .runtime import spin  # noqa: F401 - registers the command
     else:
         from . import cli_commands  # noqa: F401 - registers the commands
     return COMMANDS[name]
@@ -268,7 +268,7 @@ def _add_tag(tag: argparse.ArgumentParser, flow_cls: type) -> None:
 
 
 def _add_spin(spin: argparse.ArgumentParser, flow_cls: type) -> None:
-    from .spin import add_arguments
+    from .runtime.spin import add_arguments
 
     add_arguments(spin)
 

@@ -10,7 +10,8 @@ from typing import Any
 from . import _core
 from .cli import command, spec_for
 from .errors import CairnException, NotFoundError
-from .runtime import datastore_root, execute, origin_parameters, prepare_run, store_parameters, username
+from .home import datastore_root, username
+from .runtime.run import execute, origin_parameters, prepare_run, store_parameters
 
 
 def _finish(summary: dict, args: argparse.Namespace) -> int:
@@ -94,7 +95,8 @@ def cmd_ray_node_worker(flow_cls: type, args: argparse.Namespace) -> int:
 @command("step")
 def cmd_step(flow_cls: type, args: argparse.Namespace) -> int:
     """The standalone task entry point (a fresh interpreter per task)."""
-    from . import task
+    from .runtime import task
+    from .runtime.task_data import decode_payload
 
     path = os.environ.get("CAIRN_TASK_PAYLOAD")
     fd = os.environ.get("CAIRN_RESULT_FD")
@@ -103,7 +105,7 @@ def cmd_step(flow_cls: type, args: argparse.Namespace) -> int:
     # The spawn launcher starts this through cairn-task-exec, which has
     # already tied the process's life to the engine's (before exec).
     with open(path, "rb") as f:
-        payload = task.decode_payload(f.read())
+        payload = decode_payload(f.read())
     spec = spec_for(flow_cls, payload.get("flow", {}).get("with_decorators", []))
     return task.run_task(flow_cls, spec, payload, int(fd))
 

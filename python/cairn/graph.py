@@ -374,7 +374,7 @@ def flow_level_spec(flow_cls: type) -> dict[str, Any]:
     from .config import config_dicts
     from .flow_decorators import deploy_time_record
     from .project import project_info
-    from .runtime import username
+    from .home import username
     from .unsupported import check_flow
 
     check_flow(flow_cls)

@@ -51,12 +51,12 @@ def test_a_forked_task_holds_only_the_modules_its_flow_uses(runner):
     flow = runner.write("modules_flow.py", MODULES_FLOW)
     runner.run(flow, "run", check=True)
     loaded = set(Flow("ModulesFlow").latest_run.data.loaded)
-    assert {"cairn.task", "cairn.worker"} <= loaded  # the list is real
+    assert {"cairn.runtime.task", "cairn.runtime.worker"} <= loaded  # the list is real
     # Neither the client, cards, the runner nor the timeout/user-decorator
     # wrapper is loaded by a flow that uses none of them; nor are the modules
     # whose at-fork hooks or shared libraries cost every forked task.
     unused = {"cairn.client", "cairn.client_task", "cairn.cards.runtime", "cairn.cards.client",
-              "cairn.cards.components", "cairn.runner", "cairn.nbrun", "cairn.multicore", "cairn.step_call",
+              "cairn.cards.components", "cairn.runner", "cairn.nbrun", "cairn.runtime.multicore", "cairn.runtime.step_call",
               "hashlib", "threading", "random", "tempfile", "platform"}
     # Less what this interpreter loads before any cairn code (a site .pth
     # file may import certifi, and with it tempfile, random and threading).

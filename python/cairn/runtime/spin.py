@@ -18,11 +18,12 @@ import os
 import sys
 from typing import Any
 
-from . import _core
-from .cli import command, spec_for
-from .errors import CairnException, NotFoundError, UnknownStepError
-from .metadata_provider import SPIN_DIR
-from .runtime import datastore_root, system_tags, username
+from .. import _core
+from ..cli import command, spec_for
+from ..errors import CairnException, NotFoundError, UnknownStepError
+from ..home import datastore_root, username
+from ..metadata_provider import SPIN_DIR
+from .run import system_tags
 
 
 class _ScratchStore:
@@ -130,9 +131,9 @@ def _source_task(ds: Any, flow: str, step: str, pathspec: str | None) -> Any:
 
 @command("spin")
 def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
+    from ..config import read_configs
     from . import task as task_module
-    from .config import read_configs
-    from .flow_options import run_configs
+    from .run import run_configs
 
     if not getattr(getattr(flow_cls, args.step_name, None), "_cairn_step", False):
         raise UnknownStepError(f"spin: flow {flow_cls.__name__} has no step named '{args.step_name}'")
