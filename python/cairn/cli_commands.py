@@ -140,7 +140,7 @@ def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
     import pickle
 
     from . import client
-    from .client_display import dump_lines
+    from .client.display import dump_lines
 
     root = datastore_root(args.datastore_root)
     parts = args.pathspec.strip("/").split("/")
