@@ -24,7 +24,7 @@ from task_cost import fresh_root, load_flow, load_payloads
 
 def main() -> None:
     from cairn import _core, serializers
-    from cairn.cli import spec_for
+    from cairn.graph import spec_for
     from cairn.runtime import task, task_data
 
     payload_file, src_root, flow_file = sys.argv[1:4]

@@ -173,7 +173,7 @@ def main() -> None:
     payloads = load_payloads(payload_file)
     body = [p for p in payloads if p["step"] == "body"][:n]
     flow_cls = load_flow(flow_file)
-    from cairn.cli import spec_for
+    from cairn.graph import spec_for
 
     spec = spec_for(flow_cls)
     print(f"{len(body)} body tasks of {flow_cls.__name__}; python {sys.version.split()[0]}")

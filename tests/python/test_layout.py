@@ -1,6 +1,8 @@
 """The package's rooms (STYLE.md §11) keep their dependencies pointing one
-way, checked on the source: the client's core never imports its display;
-and values pickled before a module moved still load."""
+way, checked on the source: the client's core never imports its display,
+the runtime imports neither the command line nor the client's display, no
+command module imports cli/__init__.py back; and values pickled before a
+module moved still load."""
 
 from __future__ import annotations
 
@@ -47,6 +49,27 @@ def within(modules: set[str], *packages: str) -> set[str]:
                          ids=lambda p: p.stem)
 def test_the_clients_core_never_imports_its_display(path):
     assert not within(imports_of(path), "cairn.client.display", "cairn.cli")
+
+
+@pytest.mark.parametrize("path", modules_in("runtime"), ids=lambda p: p.stem)
+def test_the_runtime_never_imports_the_command_line_or_the_clients_display(path):
+    assert not within(imports_of(path), "cairn.cli", "cairn.client.display")
+
+
+@pytest.mark.parametrize("path", [p for p in modules_in("cli") if p.name != "__init__.py"], ids=lambda p: p.stem)
+def test_no_command_module_imports_the_cli_package_back(path):
+    imported = imports_of(path)
+    assert "cairn.cli" not in imported
+    assert not within(imported, "cairn.client.display") or path.stem == "inspect"  # dump lists artifacts
+
+
+def test_every_command_has_its_function_in_its_module():
+    from importlib import import_module
+
+    from cairn.cli import COMMANDS
+
+    for name, (_, module) in COMMANDS.items():
+        assert callable(getattr(import_module(f"cairn.cli.{module}"), f"cmd_{name.replace('-', '_')}"))
 
 
 def _pickled_under(module_name: str, value: object) -> bytes:

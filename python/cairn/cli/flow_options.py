@@ -8,8 +8,8 @@ import argparse
 import os
 from typing import Any
 
-from .config import ConfigError, configs_of, read_configs
-from .project import select_branch
+from ..config import ConfigError, configs_of, read_configs
+from ..project import select_branch
 
 # Commands that build the flow's graph, and so need its configs.
 _GRAPH_COMMANDS = ("run", "resume", "check", "show", "step")
@@ -28,7 +28,7 @@ def prepare(flow_cls: type, args: argparse.Namespace) -> None:
     """Reads the configs and records the branch before the command runs:
     from the command line, or for `resume` from the origin run (a resume
     never uses other configs), or for `step` from the task's payload."""
-    from .home import username
+    from ..home import username
 
     select_branch(getattr(args, "branch", None), getattr(args, "production", False))
     files, values = getattr(args, "config_files", []), getattr(args, "config_values", [])
@@ -51,14 +51,14 @@ def prepare(flow_cls: type, args: argparse.Namespace) -> None:
 
 
 def _origin_configs(flow_cls: type, args: argparse.Namespace) -> dict[str, Any]:
-    from .home import datastore_root
-    from .runtime.run import run_configs
+    from ..home import datastore_root
+    from ..runtime.run import run_configs
 
     return run_configs(flow_cls.__name__, datastore_root(args.datastore_root), args.origin_run_id)
 
 
 def _payload_configs() -> dict[str, Any]:
-    from .runtime.task_data import decode_payload
+    from ..runtime.task_data import decode_payload
 
     path = os.environ.get("CAIRN_TASK_PAYLOAD")
     if not path:
