@@ -9,6 +9,7 @@ from ..errors import CairnException, NotFoundError
 from ..graph import spec_for
 from ..home import datastore_root
 from ..logs import add_options as add_log_options
+from ..logs import show as show_logs
 
 
 def add_show(show: argparse.ArgumentParser, flow_cls: type) -> None:
@@ -45,15 +46,13 @@ def cmd_show(flow_cls: type, args: argparse.Namespace) -> int:
 def cmd_logs(flow_cls: type, args: argparse.Namespace) -> int:
     """Prints the kept stdout/stderr of a task's attempt (default: the last),
     or with --engine the run's engine log."""
-    from ..logs import show
-
     parts = args.pathspec.strip("/").split("/")
     if parts and parts[0] == flow_cls.__name__:
         parts = parts[1:]
     if not args.engine and len(parts) < 2:
         raise CairnException(f"expected RUN_ID/STEP[/TASK_ID], got '{args.pathspec}'")
-    return show(datastore_root(args.datastore_root), flow_cls.__name__, parts, args,
-                 "RUN_ID --engine" if args.engine else "RUN_ID/STEP[/TASK_ID]")
+    return show_logs(datastore_root(args.datastore_root), flow_cls.__name__, parts, args,
+                      "RUN_ID --engine" if args.engine else "RUN_ID/STEP[/TASK_ID]")
 
 
 def cmd_dump(flow_cls: type, args: argparse.Namespace) -> int:
