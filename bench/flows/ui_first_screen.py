@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 
-from cairn.runtime import datastore_root
+from cairn.home import datastore_root
 from cairn.ui.api import UIData
 from cairn.ui.server import UIServer
 

@@ -23,8 +23,9 @@ from task_cost import fresh_root, load_flow, load_payloads
 
 
 def main() -> None:
-    from cairn import _core, serializers, task
-    from cairn.cli import spec_for
+    from cairn import _core, serializers
+    from cairn.graph import spec_for
+    from cairn.runtime import task, task_data
 
     payload_file, src_root, flow_file = sys.argv[1:4]
     body = [p for p in load_payloads(payload_file) if p["step"] == "body"][:300]
@@ -34,7 +35,7 @@ def main() -> None:
     body = [dict(p, flow=dict(p["flow"], root=root)) for p in body]
     texts = [json.dumps({k: v for k, v in p.items() if k != "blobs"}) for p in body]
     store = _core.ArtifactStore(root)
-    task.preload(body[0], store)
+    task_data.preload(body[0], store)
     null = os.open(os.devnull, os.O_WRONLY)
 
     def measure(label, fn) -> None:

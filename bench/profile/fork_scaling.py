@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import cairn.task  # noqa: F401 - the worker has it imported
+import cairn.runtime.task  # noqa: F401 - the worker has it imported
 
 
 def main() -> None:

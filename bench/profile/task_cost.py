@@ -91,14 +91,15 @@ def fork_only(n: int) -> None:
 
 
 def fork_tasks(flow_cls, spec, payloads: list[dict], root: str, label: str) -> None:
-    from cairn import _core, task
+    from cairn import _core
+    from cairn.runtime import task, task_data
 
     store = _core.ArtifactStore(root)
     null = os.open(os.devnull, os.O_WRONLY)
     before, t0, c0 = children_usage(), time.perf_counter(), time.process_time()
     for p in payloads:
         p = dict(p, flow=dict(p["flow"], root=root))
-        task.preload(p, store)
+        task_data.preload(p, store)
         pid = os.fork()
         if pid == 0:
             os.dup2(null, 1)
@@ -111,14 +112,15 @@ def fork_tasks(flow_cls, spec, payloads: list[dict], root: str, label: str) -> N
 def fork_batches(flow_cls, spec, payloads: list[dict], root: str, k: int) -> None:
     """What a child that runs k tasks in a row would cost per task (not
     what cairn does: it forks one child per task)."""
-    from cairn import _core, task
+    from cairn import _core
+    from cairn.runtime import task, task_data
 
     store = _core.ArtifactStore(root)
     null = os.open(os.devnull, os.O_WRONLY)
     before, t0, c0 = children_usage(), time.perf_counter(), time.process_time()
     for i in range(0, len(payloads), k):
         batch = [dict(p, flow=dict(p["flow"], root=root)) for p in payloads[i:i + k]]
-        task.preload(batch[0], store)
+        task_data.preload(batch[0], store)
         pid = os.fork()
         if pid == 0:
             os.dup2(null, 1)
@@ -131,7 +133,7 @@ def fork_batches(flow_cls, spec, payloads: list[dict], root: str, k: int) -> Non
 
 
 def in_process(flow_cls, spec, payloads: list[dict], root: str) -> None:
-    from cairn import task
+    from cairn.runtime import task
 
     null = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(1)
@@ -171,7 +173,7 @@ def main() -> None:
     payloads = load_payloads(payload_file)
     body = [p for p in payloads if p["step"] == "body"][:n]
     flow_cls = load_flow(flow_file)
-    from cairn.cli import spec_for
+    from cairn.graph import spec_for
 
     spec = spec_for(flow_cls)
     print(f"{len(body)} body tasks of {flow_cls.__name__}; python {sys.version.split()[0]}")

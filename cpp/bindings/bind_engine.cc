@@ -76,6 +76,7 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
   Take(console, "quiet", &console_options.quiet);
   Take(console, "live_progress", &console_options.live_progress);
   Result<RunSummary> result = Status::IOError("the run did not start");
+  int64_t created_run = 0;
   {
     py::gil_scoped_release release;
     result = [&]() -> Result<RunSummary> {
@@ -96,8 +97,18 @@ py::dict RunFlow(const py::dict& options, int worker_fd, int worker_pid, const p
       ConsoleSink sink(stdout, stderr, console_options);
       CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<InterruptCatcher> catcher, InterruptCatcher::Install());
       Engine engine(graph, *store, *launcher, sink);
-      return engine.Run(run_options, catcher->fd(), [&catcher] { return catcher->interrupted(); });
+      Result<RunSummary> ran =
+          engine.Run(run_options, catcher->fd(), [&catcher] { return catcher->interrupted(); });
+      created_run = engine.run_id();
+      return ran;
     }();
+  }
+  if (!result.ok() && result.status().code() == Status::Code::kInterrupted) {
+    // KeyboardInterrupt with the run's id, for the flow's exit hooks (0: none yet).
+    py::object error = py::reinterpret_borrow<py::object>(PyExc_KeyboardInterrupt)(result.status().message());
+    error.attr("run_id") = created_run;
+    PyErr_SetObject(PyExc_KeyboardInterrupt, error.ptr());
+    throw py::error_already_set();
   }
   RunSummary summary = Unwrap(std::move(result));
   py::dict out;

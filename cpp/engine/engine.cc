@@ -119,6 +119,7 @@ Engine::Engine(const Graph& graph, Datastore& store, Launcher& launcher, EventSi
 Engine::~Engine() = default;
 
 Result<RunSummary> Engine::Run(const RunOptions& options, int wake_fd, std::function<bool()> interrupted) {
+  run_id_ = 0;
   RunState state(*this, options);
   Result<RunSummary> result = state.Run(wake_fd, interrupted);
   if (!result.ok()) state.log().Error("the run stopped", result.status());
@@ -157,6 +158,7 @@ Status Engine::RunState::Prepare() {
   params.artifacts = params_;
   CAIRN_ASSIGN_OR_RETURN(RunRecord record, e_.store_.CreateRun(run, {std::move(params)}));
   run_id_ = record.run_id;
+  e_.run_id_ = run_id_;
   summary_.run_id = run_id_;
   (void)log_.Open(options_.root, run_id_);  // a run goes on without its log
   log_.MarkedCrashed(e_.store_.MarkCrashedRuns());

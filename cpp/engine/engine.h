@@ -4,6 +4,7 @@
 // stream output, record each finished task in one transaction, repeat.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -33,12 +34,17 @@ class Engine {
   Result<RunSummary> Run(const RunOptions& options, int wake_fd = -1,
                          std::function<bool()> interrupted = nullptr);
 
+  // The id of the run the last Run() created, 0 if it stopped before that:
+  // what an interrupted Run() (an error, not a summary) leaves to its caller.
+  int64_t run_id() const { return run_id_; }
+
  private:
   class RunState;
   const Graph& graph_;
   Datastore& store_;
   Launcher& launcher_;
   EventSink& sink_;
+  int64_t run_id_ = 0;
 };
 
 }  // namespace cairn

@@ -76,7 +76,9 @@ Result<TaskResult> ParseTaskResult(std::string_view text) {
       // and traceback stay in the task's stderr and result.
       std::string message = e.value("message", std::string());
       message = message.substr(0, message.find('\n'));
-      result.exception = e.value("type", std::string("Exception")) + ": " + message;
+      // A MetaflowException subclass is titled by its headline, as Metaflow prints it.
+      std::string title = e.value("headline", e.value("type", std::string("Exception")));
+      result.exception = title + ": " + message;
       kept["exception"] = e;
     }
     if (doc.contains("caught") && doc["caught"].is_string()) {

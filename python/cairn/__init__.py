@@ -74,7 +74,7 @@ _LAZY = {
     "client": ("DataArtifact", "Flow", "Metaflow", "MetaflowData", "Run", "Step", "Task",
                "default_namespace", "get_namespace", "namespace"),
     "metadata_provider": ("default_metadata", "get_metadata", "inspect_spin", "metadata", "profile"),
-    "multicore": ("parallel_imap_unordered", "parallel_map"),
+    "runtime.multicore": ("parallel_imap_unordered", "parallel_map"),
     "nbrun": ("NBRunner",),
     "parsers": ("conda_environment_yml_parser", "pyproject_toml_parser", "requirements_txt_parser",
                 "yaml_parser"),

@@ -2,8 +2,9 @@
 there: `from cairn.exception import MetaflowException, MetaflowNotFound`.
 Each is the cairn class raised in the same situation, so an `except` clause
 written for Metaflow catches what cairn raises; a user exception that
-subclasses MetaflowException fails its step like any other exception, with
-its class name and message.
+subclasses MetaflowException and sets `headline` fails its step under that
+headline, `headline: message`, as Metaflow prints it (the client's
+`Task.exception.type` keeps the class name).
 
 MetaflowException is the root of every cairn error, as in Metaflow; unlike
 Metaflow's, it takes only a message (no `lineno`/`source_file` arguments).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import CairnException, MergeArtifactsError
 
 if TYPE_CHECKING:
-    from .task import TaskContext
+    from .runtime.task_data import TaskContext
 
 
 class FlowSpec:

@@ -374,7 +374,7 @@ def flow_level_spec(flow_cls: type) -> dict[str, Any]:
     from .config import config_dicts
     from .flow_decorators import deploy_time_record
     from .project import project_info
-    from .runtime import username
+    from .home import username
     from .unsupported import check_flow
 
     check_flow(flow_cls)
@@ -427,3 +427,16 @@ def check(spec: dict[str, Any], flow_problems: list[FlowProblem] | None = None) 
     if lines:
         lines.sort(key=lambda item: item[0])
         raise _core.GraphError("\n".join(text for _, text in lines))
+
+
+def spec_for(flow_cls: type, with_decorators: list[str] | None = None) -> dict[str, Any]:
+    """Builds and validates the GraphSpec (with `--with` decorators); raises
+    GraphError listing every problem."""
+    import json
+
+    from . import _core
+    from .decorators import parse_with
+
+    spec = build_spec(flow_cls, [parse_with(w) for w in with_decorators or []])
+    spec["joins"] = _core.validate_graph(json.dumps(spec))
+    return spec

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from . import client
 from .errors import CairnException, NotFoundError
-from .runtime import DATASTORE_DIR, datastore_root
+from .home import DATASTORE_DIR, datastore_root
 
 # Options of `run` and `resume` that are not flow parameters; the rest of the
 # keyword arguments are parameters (`alpha=1` becomes `--alpha 1`).

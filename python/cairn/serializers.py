@@ -8,6 +8,7 @@ copy."""
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any
 
@@ -19,6 +20,20 @@ BYTEARRAY = "bytearray"
 # results and the engine keeps them in SQLite (docs/datastore.md). A file per
 # tiny value costs an inode, the largest part of a short task's time.
 INLINE_MAX = 4096
+
+
+# Modules whose classes moved (the package layout of STYLE.md §11): a value
+# pickled before the move names the old module, read through this map.
+MOVED_MODULES = {
+    "cairn.task": "cairn.runtime.task",  # StepFailure, stored by @catch(var=...)
+    "cairn.client_task": "cairn.client.task",  # Step, Task, DataArtifact, TaskException
+    "cairn.client_metadata": "cairn.client.metadata",
+}
+
+
+class _MovedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
 
 
 def type_name(obj: Any) -> str:
@@ -57,5 +72,11 @@ def loads(segments: list[memoryview], encoding: str) -> Any:
     if encoding == BYTEARRAY:
         return bytearray(segments[0])
     if encoding == PICKLE:
-        return pickle.loads(segments[0], buffers=segments[1:])
+        try:
+            return pickle.loads(segments[0], buffers=segments[1:])
+        except ModuleNotFoundError as e:
+            if e.name not in MOVED_MODULES:
+                raise
+        # Only a value pickled before a move pays for the Python unpickler.
+        return _MovedUnpickler(io.BytesIO(segments[0]), buffers=segments[1:]).load()
     raise ValueError(f"unknown artifact encoding {encoding!r}")

@@ -264,7 +264,7 @@ def test_listing_reads_no_blob_and_a_value_is_read_once_per_object(ds, monkeypat
             reads.append(digest)
             return self.store.get_bytes(digest, *args)
 
-    monkeypatch.setattr(client, "_artifact_store", Counting)
+    monkeypatch.setattr("cairn.client.task._artifact_store", Counting)  # where DataArtifact reads blobs
     seen = 0
     for flow in Metaflow():
         flow._repr_html_()

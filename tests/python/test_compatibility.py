@@ -60,7 +60,7 @@ def test_each_name(name, status, lands_with, notes):
 def _use(obj: object) -> None:
     """Uses a name as a flow would: calls it; what the call gives, if a
     decorator, decorates the start step or the flow, whose graph is built."""
-    from cairn.cli import spec_for
+    from cairn.graph import spec_for
     from cairn.decorators import StepDecorator
     from cairn.flow_decorators import FlowDecorator
 

@@ -38,11 +38,20 @@ def test_client_errors_are_caught_by_metaflows_names(runner):
         run.add_tags([])
 
 
-def test_a_users_subclass_fails_its_step(runner):
+def test_a_users_subclass_fails_its_step_under_its_headline(runner):
+    """Metaflow prints a MetaflowException as `headline: message`; so does
+    the run's failure line, the task's stderr and `logs`, while the client
+    keeps the class name as the exception's type."""
     runner.write("hello.py", FLOW)
     proc = runner.run("hello.py", "run", env={"RAISE": "1"})
     assert proc.returncode == 1
-    assert "step 'start' (task 1) failed: QuotaError: over budget by 3" in proc.stdout
+    assert "step 'start' (task 1) failed: Quota exceeded: over budget by 3" in proc.stdout
+    assert "Quota exceeded: over budget by 3" in proc.stderr + proc.stdout
+    logs = runner.run("hello.py", "logs", "1/start", check=True)
+    assert "Quota exceeded: over budget by 3" in logs.stdout + logs.stderr
+    assert 'raise QuotaError("over budget by 3")' in logs.stdout + logs.stderr  # the user's frame
+    exc = Run("RaisingFlow/1")["start"].task.exception
+    assert (exc.type, exc.message) == ("QuotaError", "over budget by 3")
 
 
 FLOW = """

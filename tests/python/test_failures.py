@@ -146,7 +146,7 @@ def test_failure_is_recorded_and_a_running_sibling_finishes(runner, mode):
     if mode == "exception":
         assert bad.exception.type == "ValueError"
         assert 'raise ValueError("no good value")' in bad.exception.traceback
-        assert "cairn/task.py" not in bad.exception.traceback  # only the user's frames
+        assert "cairn/runtime/task.py" not in bad.exception.traceback  # only the user's frames
     if mode == "segfault":
         assert "Segmentation fault" in bad.stderr  # faulthandler's Python stack
     if mode == "hang":

@@ -5,6 +5,9 @@ with each run and shows, but does not act on until a flow is deployed."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 from cairn import Flow, _core
 
@@ -47,6 +50,37 @@ if __name__ == "__main__":
     ExitHookFlow()
 """
 
+INTERRUPTED = """
+import threading
+
+from cairn import FlowSpec, exit_hook, step
+
+
+def failure_note(run):
+    print(f"hook: on_error {run.pathspec} successful={run.successful}", flush=True)
+
+
+def success_note():
+    print("hook: on_success", flush=True)
+
+
+@exit_hook(on_error=[failure_note], on_success=[success_note])
+class InterruptedFlow(FlowSpec):
+    @step
+    def start(self):
+        print("waiting for Ctrl-C", flush=True)
+        threading.Event().wait()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    InterruptedFlow()
+"""
+
 DEPLOY = """
 from cairn import FlowSpec, schedule, step, trigger, trigger_on_finish
 
@@ -86,6 +120,31 @@ def test_exit_hooks_run_after_the_run_and_never_change_its_status(runner):
     assert f"hook: run ExitHookFlow/{run_id} failed" in proc.stdout
     assert f"hook: failed task ExitHookFlow/{run_id}/start/" in proc.stdout
     assert "flow completed successfully" not in proc.stdout
+
+
+def test_ctrl_c_runs_the_on_error_hooks_of_the_failed_run(runner):
+    """Metaflow's exit hooks run whatever the outcome: an interrupted run
+    failed, so its on_error hooks run, with its Run, before the exit (130)."""
+    flow = runner.write("interrupted.py", INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(flow), "run"], cwd=runner.dir, env=runner.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the step prints once it runs, then blocks
+            if "waiting for Ctrl-C" in line:
+                break
+        else:
+            raise AssertionError(f"the step never started: {proc.stderr.read() if proc.stderr else ''}")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "hook: on_error InterruptedFlow/1 successful=False" in out
+    assert "hook: on_success" not in out
+    assert Flow("InterruptedFlow")["1"].status == "failed"
 
 
 def test_deploy_time_decorators_are_recorded_and_shown(runner):

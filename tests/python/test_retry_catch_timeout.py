@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from cairn import Flow, Task, catch, retry, timeout
-from cairn.task import StepFailure
+from cairn.runtime.task import StepFailure
 from test_failures import process_gone, wait_until
 
 pytestmark = pytest.mark.e2e

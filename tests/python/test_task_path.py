@@ -51,12 +51,12 @@ def test_a_forked_task_holds_only_the_modules_its_flow_uses(runner):
     flow = runner.write("modules_flow.py", MODULES_FLOW)
     runner.run(flow, "run", check=True)
     loaded = set(Flow("ModulesFlow").latest_run.data.loaded)
-    assert {"cairn.task", "cairn.worker"} <= loaded  # the list is real
+    assert {"cairn.runtime.task", "cairn.runtime.worker"} <= loaded  # the list is real
     # Neither the client, cards, the runner nor the timeout/user-decorator
     # wrapper is loaded by a flow that uses none of them; nor are the modules
     # whose at-fork hooks or shared libraries cost every forked task.
-    unused = {"cairn.client", "cairn.client_task", "cairn.cards.runtime", "cairn.cards.client",
-              "cairn.cards.components", "cairn.runner", "cairn.nbrun", "cairn.multicore", "cairn.step_call",
+    unused = {"cairn.client", "cairn.client.task", "cairn.cards.runtime", "cairn.cards.client",
+              "cairn.cards.components", "cairn.runner", "cairn.nbrun", "cairn.runtime.multicore", "cairn.runtime.step_call",
               "hashlib", "threading", "random", "tempfile", "platform"}
     # Less what this interpreter loads before any cairn code (a site .pth
     # file may import certifi, and with it tempfile, random and threading).
@@ -214,7 +214,7 @@ def test_lazy_names_of_the_package_resolve_and_are_listed():
     code = ("import sys, cairn\n"
             "assert 'cairn.client' not in sys.modules and 'cairn.runner' not in sys.modules\n"
             "names = {n: getattr(cairn, n) for n in cairn.__all__}\n"
-            "assert names['Flow'].__module__ == 'cairn.client' and names['Runner'].__module__ == 'cairn.runner'\n"
+            "assert names['Flow'].__module__ == 'cairn.client.run' and names['Runner'].__module__ == 'cairn.runner'\n"
             "assert set(cairn.__all__) <= set(dir(cairn))\n"
             "from cairn import *\n"
             "from cairn.cards import Markdown, get_cards\n"

@@ -140,7 +140,7 @@ def test_with_a_decorator_from_a_module(runner):
     proc = runner.python("""
         import json, sys
         sys.argv = ["plain_flow.py"]
-        from cairn.cli import spec_for
+        from cairn.graph import spec_for
         from cairn.config import read_configs
         from plain_flow import PlainFlow
         read_configs(PlainFlow)

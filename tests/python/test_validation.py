@@ -360,7 +360,7 @@ def test_a_flow_from_a_module_not_in_sys_modules_still_builds_its_graph(tmp_path
     its source is still found through its methods."""
     import runpy
 
-    from cairn.cli import spec_for
+    from cairn.graph import spec_for
 
     path = tmp_path / "loose.py"
     path.write_text(

@@ -3,7 +3,7 @@ nothing in cairn changed:
 
     PYTHONPATH=bench/profile/hook HOOK_PAYLOADS=/tmp/p.jsonl python flow.py run ...
         records every task payload the worker receives (for task_cost.py and
-        child_faults.py), by wrapping cairn.task.preload, which the worker
+        child_faults.py), by wrapping cairn.runtime.task_data.preload, which the worker
         calls with each parsed payload before forking.
     PYTHONPATH=bench/profile/hook HOOK_RUSAGE=/tmp/ru.txt python flow.py run ...
         appends the worker's own CPU and page faults, and those of the task
@@ -16,7 +16,7 @@ import os
 import resource
 
 if os.environ.get("HOOK_PAYLOADS"):
-    import cairn.task as _task
+    import cairn.runtime.task_data as _task
 
     _orig_preload = _task.preload
 
@@ -30,7 +30,7 @@ if os.environ.get("HOOK_PAYLOADS"):
     _task.preload = _preload
 
 if os.environ.get("HOOK_RUSAGE"):
-    import cairn.worker as _worker
+    import cairn.runtime.worker as _worker
 
     _orig_serve = _worker.serve
 

@@ -8,7 +8,7 @@ __all__ = ["Artifact", "Card", "CardComponent", "CardContainer", "Error", "Image
            "ProgressBar", "Table", "VegaChart", "get_cards"]
 
 # Loaded on first use, so that a run whose flow has no @card (its CLI and
-# worker import cairn.cards.cli and cairn.cards.runtime's neighbours) does not
+# worker import cairn.cards.runtime's neighbours) does not
 # load the card client and components.
 _FROM_CLIENT = ("Card", "CardContainer", "get_cards")
 

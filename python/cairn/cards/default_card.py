@@ -8,7 +8,7 @@ import html
 import time
 from typing import Any
 
-from ..client_display import human_size
+from ..client.display import human_size
 from .page import graph_svg
 from .preview import preview_html, table_html
 

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from ..step_plan import CARD_PREFIX, drop_card_records
+from ..runtime.step_plan import CARD_PREFIX, drop_card_records
 from . import default_card
 from .components import CardComponent, Error
 from .default_card import RENDER_TIME_MARK

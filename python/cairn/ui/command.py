@@ -17,7 +17,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 @tool("ui", "serve a web UI over the datastore: runs, graphs, timelines, logs, artifacts, cards", _configure)
 def _ui(args: argparse.Namespace) -> int:
-    from ..runtime import datastore_root
+    from ..home import datastore_root
     from .server import serve
 
     serve(datastore_root(args.datastore_root), args.host, args.port, not args.no_browser, args.verbose)

@@ -26,7 +26,7 @@ BLOBS_VAR = "CAIRN_RAY_NODE_BLOBS_FD"  # the slot actor's blob proxy (stores/pro
 
 
 def serve(flow_cls: type, root: str) -> int:
-    from ...worker import serve as serve_worker
+    from ...runtime.worker import serve as serve_worker
 
     try:
         fd = int(os.environ[FD_VAR])

@@ -1,6 +1,8 @@
-"""The lower half of the client: Step, Task and DataArtifact (see client.py).
+"""Step, Task and DataArtifact, and a task's data (MetaflowData) and
+failure (TaskException). Import them from `cairn` or `cairn.client`.
 
-Import them from `cairn` or `cairn.client`; this module is loaded by client.py."""
+run.py (Run) builds on this module; a Step or Task made from a pathspec
+finds the Run class through CairnObject.kinds (see base.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,16 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _core, serializers
-from . import client as _client
-from .client import (
+from .. import _core, serializers
+from ..current import current
+from ..errors import NotFoundError
+from .base import (
     _UNSET,
     CairnObject,
     ChildNotFound,
-    Run,
+    _artifact_store,
     _check_namespace,
     _datastore,
     _dt,
@@ -24,13 +27,19 @@ from .client import (
     _resolve_ns,
     _split,
 )
-from .client_metadata import Attempt, log_path, loglines, task_metadata
-from .current import current
-from .errors import NotFoundError
+from .metadata import Attempt, log_path, loglines, task_metadata
+
+if TYPE_CHECKING:
+    from .run import Run
 
 # How long Task(current.pathspec) inside a step waits for its own row: the
 # engine commits a started task's row with its next batch (every 0.25 s).
 _OWN_ROW_WAIT = 10.0
+
+
+def _run_of(flow: str, run_id: str, root: str | None) -> Run:
+    """Run(FLOW/RUN_ID), its namespace unchecked (the caller checks its own)."""
+    return CairnObject.kinds["Run"](f"{flow}/{run_id}", _namespace_check=False, _root=root)
 
 
 def _task_record(run: Run, task_id: int, pathspec: str) -> Any:
@@ -53,7 +62,7 @@ class Step(CairnObject):
     def __init__(self, pathspec: str, _namespace_check: bool = True, _current_namespace: Any = _UNSET,
                  _root: str | None = None):
         flow, run_id, step = _split(pathspec, 3)
-        run = Run(f"{flow}/{run_id}", _namespace_check=False, _root=_root)
+        run = _run_of(flow, run_id, _root)
         records = run._tasks(step)
         if not records:
             raise NotFoundError(f"Step('{flow}/{run_id}/{step}') does not exist: "
@@ -133,7 +142,7 @@ class Task(CairnObject):
     def __init__(self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True,
                  _current_namespace: Any = _UNSET, _root: str | None = None):
         flow, run_id, step, task_id = _split(pathspec, 4)
-        run = Run(f"{flow}/{run_id}", _namespace_check=False, _root=_root)
+        run = _run_of(flow, run_id, _root)
         what = f"Task('{flow}/{run_id}/{step}/{task_id}')"
         record = _task_record(run, _number(task_id, what), f"{flow}/{run_id}/{step}/{task_id}")
         if record is None or record.step != step:
@@ -315,7 +324,7 @@ class DataArtifact(CairnObject):
     def data(self) -> Any:
         if self._value is _UNSET:
             try:
-                store = _client._artifact_store(self._root)
+                store = _artifact_store(self._root)
                 self._value = serializers.load(store, self._rec.digest, self._rec.encoding, self._rec.size)
             except _core.Error as e:
                 raise type(e)(f"artifact {self.pathspec}: {e}") from e

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .errors import CairnException
+from ..errors import CairnException
 
 T = TypeVar("T")
 R = TypeVar("R")

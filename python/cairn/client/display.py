@@ -7,12 +7,13 @@ Only `dump_lines` shows values, because that is what it is asked for."""
 
 from __future__ import annotations
 
-import html
 import reprlib
 from datetime import datetime
 from typing import Any
 
-from .client import DataArtifact, Flow, Run, Step, Task
+from .base import RENDERERS
+from .run import Flow, Run
+from .task import DataArtifact, Step, Task
 
 MAX_ROWS = 50  # rows of a table before "... and N more"
 DUMP_REPR_WIDTH = 1000  # characters of a value `dump` shows
@@ -176,6 +177,8 @@ _CELL = "padding:1px 8px;text-align:left;"
 
 
 def to_html(obj: Any) -> str:
+    import html  # here: only a notebook asks for HTML, and importing it costs a client's start ~1 ms
+
     title, status, fields, tables = describe(obj)
     e = html.escape
     badge = ""
@@ -224,3 +227,7 @@ def dump_lines(task: Task, include: set[str] | None, max_value_size: int,
         rows.append(row)
     head = f"{task.pathspec} ({len(chosen)} artifact{'s' if len(chosen) != 1 else ''})"
     return [head] + (["  " + line for line in _columns(rows)] if chosen else []), values
+
+
+# The objects' _repr_html_ and _repr_pretty_ render through these.
+RENDERERS.update(html=to_html, text=to_text)

@@ -1,5 +1,6 @@
-"""Options of the flow CLI that Metaflow users type out of habit, and the
-help text of a flow's parameters.
+"""Options of the flow CLI shared by several commands (those of run and
+resume; the checks of a flow's Parameter names), the ones Metaflow users
+type out of habit, and the help text of a flow's parameters.
 
 Top-level `--metadata`, `--datastore` and `--environment` are accepted with
 the one value that means something here (`local`); `--pylint`/`--no-pylint`
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .errors import CairnException
+from ..errors import CairnException
 
 # option -> (the value accepted, why any other value is refused)
 _LOCAL_ONLY = {
@@ -90,3 +91,58 @@ def parameter_help(param: Any) -> str:
         parts.append("[required]")
     # argparse treats '%' as a format character in help strings.
     return " ".join(parts).replace("%", "%%")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of run and resume."""
+    p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+    p.add_argument("--max-workers", type=positive_int, default=16, help="tasks running at once (default 16)")
+    p.add_argument("--max-num-splits", type=positive_int, default=100,
+                   help="largest foreach allowed (default 100)")
+    p.add_argument("--with", dest="with_decorators", action="append", default=[],
+                   metavar="DECORATOR", help="add a decorator to every step, e.g. retry or timeout:seconds=30")
+    p.add_argument("--run-id-file", help="write the run id to this file")
+    p.add_argument("--launcher", choices=["worker", "spawn"], default=None,
+                   help="worker: fork tasks from a warm process (default, or $CAIRN_LAUNCHER); "
+                        "spawn: a fresh interpreter per task")
+    p.add_argument("--quiet", action="store_true", dest="run_quiet")
+    add_run_namespace(p)
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster for @ray steps and --with ray (else $CAIRN_RAY_ADDRESS or $RAY_ADDRESS)")
+    p.add_argument("--ray-pending-timeout", type=float, default=None, metavar="SECONDS",
+                   help="fail a Ray step whose resources stay unavailable this long (default 60)")
+
+
+class _OptionNames:
+    """Stands in for the `run` parser to learn its option strings without
+    building it: what a Parameter's name must not take."""
+
+    def __init__(self) -> None:
+        self._option_string_actions: dict[str, None] = {"-h": None, "--help": None}
+
+    def add_argument(self, *names: str, **_: Any) -> None:
+        self._option_string_actions.update(dict.fromkeys(names))
+
+
+def check_parameter_names(flow_cls: type) -> None:
+    """What building the `run` parser checks of each Parameter (its
+    arguments, a name no run option has), without building it."""
+    from ..graph import parameters_of
+    from ..parameters import check_reserved
+
+    params = parameters_of(flow_cls)
+    if params:
+        names = _OptionNames()
+        add_run_options(names)  # type: ignore[arg-type]
+        for param in params.values():
+            check_reserved(param, names)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

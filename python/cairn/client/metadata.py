@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client_task import Task
+    from .task import Task
 
 # As Metaflow's: created_at in milliseconds since the epoch; task is the Task.
 Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])

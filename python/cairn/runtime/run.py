@@ -9,15 +9,15 @@ import socket
 import sys
 from typing import Any
 
-from . import _core, permissions, serializers
-from .checks import check_tags, check_text, env_choice
-from .config import config_values
-from .errors import ParameterError
-from .flow_decorators import run_exit_hooks
-from .graph import parameters_of
-from .home import DATASTORE_DIR, datastore_root, username  # noqa: F401 - re-exported for the run path
-from .project import project_tags
-from .version import __version__
+from .. import _core, permissions, serializers
+from ..checks import check_tags, check_text, env_choice
+from ..config import config_values
+from ..errors import ParameterError
+from ..flow_decorators import run_exit_hooks
+from ..graph import parameters_of
+from ..home import username
+from ..project import project_tags
+from ..version import __version__
 
 LAUNCHERS = ("worker", "spawn")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "warn", "error", "off")  # as engine_log.cc
@@ -112,6 +112,19 @@ def origin_parameters(root: str, flow_cls: type, origin_run_id: int | None
         del ds  # close before forking the worker
 
 
+def run_configs(flow_name: str, root: str, run_id: int | None = None) -> dict[str, Any]:
+    """The configs a run was made with (default: the flow's latest run), for
+    commands that act on an existing run (resume; spin): pass them to
+    read_configs(flow_cls, stored=...)."""
+    ds = _core.Datastore(root, readonly=True)
+    try:
+        run = ds.get_run(flow_name, run_to_resume(ds, flow_name, run_id))
+        graph = json.loads(run.graph_json or "{}")
+    finally:
+        del ds
+    return graph.get("configs", {})
+
+
 def _check_origin_parameters(flow_cls: type, run_id: int, recorded: bool, names: set[str]
                              ) -> None:
     missing = sorted(set(parameters_of(flow_cls)) - names)
@@ -137,7 +150,7 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     else the worker. Steps with a remote backend go to Ray (backends/launch.py)."""
     remote = None
     if any(s.get("options", {}).keys() & {"backend", "remote_decorator"} for s in spec["steps"]):
-        from .backends import launch  # only then: it loads the S3 store and the code packager
+        from ..backends import launch  # only then: it loads the S3 store and the code packager
 
         remote = launch.prepare(spec, root, ray_address)  # checked before anything runs
     user = username()
@@ -171,10 +184,17 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
         s = launch.start(remote, spec, root, ray_pending_timeout, with_decorators)
         return {"sidecar_fd": s.fd, "sidecar_pid": s.pid}
 
-    if launcher == "spawn":
-        summary = _core.run(options, console=console, **sidecar())
-    else:
-        summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar, with_decorators)
+    try:
+        if launcher == "spawn":
+            summary = _core.run(options, console=console, **sidecar())
+        else:
+            summary = _run_with_worker(flow_cls, spec, options, console, root, sidecar, with_decorators)
+    except KeyboardInterrupt as e:
+        # Ctrl-C: the engine killed the tasks and marked the run failed; exit
+        # hooks run whatever the outcome (Metaflow), so on_error runs here.
+        run_id = getattr(e, "run_id", 0)
+        run_exit_hooks(flow_cls, {"run_id": run_id, "status": "failed"} if run_id else None, root)
+        raise
     run_exit_hooks(flow_cls, summary, root)
     return summary
 

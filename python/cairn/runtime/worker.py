@@ -14,8 +14,9 @@ import socket
 import sys
 from typing import Any
 
-from . import _core, step_plan, task
-from .stores import open_store
+from .. import _core
+from ..stores import open_store
+from . import step_plan, task, task_data
 
 
 def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, payload: bytes,
@@ -31,7 +32,7 @@ def _child(flow_cls: type, spec: dict[str, Any], env: dict[str, str] | None, pay
         np = sys.modules.get("numpy")
         if np is not None:  # forked children would otherwise share numpy's global RNG state
             np.random.seed(int.from_bytes(os.urandom(4), "little"))
-        code = task.run_task(flow_cls, spec, task.decode_payload(payload), result_fd, store, params_checked)
+        code = task.run_task(flow_cls, spec, task_data.decode_payload(payload), result_fd, store, params_checked)
     finally:
         os._exit(code)
 
@@ -62,9 +63,9 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
 
     def prepare(header: str, payload: bytes) -> None:
         # The first task of a foreach: load its list here, once, so that
-        # every child inherits it (task.preload).
+        # every child inherits it (task_data.preload).
         with contextlib.suppress(Exception):  # the child loads it itself then
-            task.preload(task.decode_payload(payload), store)
+            task_data.preload(task_data.decode_payload(payload), store)
 
     request = _core.serve_worker(sock.detach(), parent, prepare)
     if request is None:

@@ -1,5 +1,5 @@
 """`python flow.py card view | get | list`: a task's stored cards from the
-command line (registered by cairn.cli)."""
+command line."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CairnException
 
 if TYPE_CHECKING:
-    from .client import Card
+    from ..cards.client import Card
 
 
-def add_parser(sub: Any) -> None:
-    card = sub.add_parser("card", help="view, get or list a task's cards")
+def add_card(card: argparse.ArgumentParser, flow_cls: type) -> None:
     actions = card.add_subparsers(dest="card_action", metavar="ACTION", required=True)
     where = "STEP (latest run), RUN_ID/STEP or RUN_ID/STEP/TASK_ID"
     view = actions.add_parser("view", help="open a card in the browser (or print its file's path)")
@@ -54,7 +53,9 @@ def _tasks(flow_name: str, pathspec: str | None) -> list[Any]:
 
 
 def _cards(flow_name: str, args: argparse.Namespace) -> list[Card]:
-    from .client import get_cards  # here: the parser is built for every command, run included
+    from ..cards.client import (
+        get_cards,  # here: `--help` builds every command's parser, this one included
+    )
 
     return [c for t in _tasks(flow_name, args.pathspec)
             for c in get_cards(t, id=args.card_id, type=args.card_type)]
@@ -83,7 +84,7 @@ def _has_browser() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run(flow_cls: type, args: argparse.Namespace) -> int:
+def cmd_card(flow_cls: type, args: argparse.Namespace) -> int:
     name = flow_cls.__name__
     if args.card_action == "list":
         cards = _cards(name, args)

@@ -23,7 +23,7 @@ class StepPlan:
     __slots__ = ("cards", "decorators", "env_decorators", "parallel", "wrappers")
 
     def __init__(self, decorators: list[Any]):
-        from .decorators import StepDecorator
+        from ..decorators import StepDecorator
 
         self.decorators = decorators
         # Those whose task_env may add variables (@environment, @secrets, ...).
@@ -32,7 +32,7 @@ class StepPlan:
         self.parallel = any(d.name == "parallel" for d in decorators)
         self.wrappers: list[Any] = []
         if any(getattr(d, "is_user_decorator", False) for d in decorators):
-            from .user_decorators import wrappers_of
+            from ..user_decorators import wrappers_of
 
             self.wrappers = wrappers_of(decorators)
 
@@ -46,7 +46,7 @@ def plan_of(flow_cls: type, step_name: str, with_decorators: list[str]) -> StepP
     key = (flow_cls, step_name, tuple(with_decorators))
     plan = _PLANS.get(key)
     if plan is None:
-        from . import decorators
+        from .. import decorators
 
         extra = [decorators.parse_with(spec) for spec in with_decorators]
         plan = _PLANS[key] = StepPlan(decorators.with_decorators(getattr(flow_cls, step_name), extra))

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Iterator
 from typing import Any, Callable
 
-from .errors import CairnException
+from ..errors import CairnException
 
 
 class TimeoutException(CairnException):
@@ -77,6 +77,6 @@ def call_step(flow: Any, step_name: str, inputs: Any, wrappers: list[Any], optio
         if not wrappers:
             body()
             return True
-        from .user_decorators import run_wrapped
+        from ..user_decorators import run_wrapped
 
         return run_wrapped(flow, step_name, inputs, wrappers, body)

@@ -5,12 +5,11 @@ and the @project branch; and reading them before any command builds the graph.""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
-from .config import ConfigError, configs_of, read_configs
-from .project import select_branch
+from ..config import ConfigError, configs_of, read_configs
+from ..project import select_branch
 
 # Commands that build the flow's graph, and so need its configs.
 _GRAPH_COMMANDS = ("run", "resume", "check", "show", "step")
@@ -29,7 +28,7 @@ def prepare(flow_cls: type, args: argparse.Namespace) -> None:
     """Reads the configs and records the branch before the command runs:
     from the command line, or for `resume` from the origin run (a resume
     never uses other configs), or for `step` from the task's payload."""
-    from .runtime import username
+    from ..home import username
 
     select_branch(getattr(args, "branch", None), getattr(args, "production", False))
     files, values = getattr(args, "config_files", []), getattr(args, "config_values", [])
@@ -52,29 +51,14 @@ def prepare(flow_cls: type, args: argparse.Namespace) -> None:
 
 
 def _origin_configs(flow_cls: type, args: argparse.Namespace) -> dict[str, Any]:
-    from .runtime import datastore_root
+    from ..home import datastore_root
+    from ..runtime.run import run_configs
 
     return run_configs(flow_cls.__name__, datastore_root(args.datastore_root), args.origin_run_id)
 
 
-def run_configs(flow_name: str, root: str, run_id: int | None = None) -> dict[str, Any]:
-    """The configs a run was made with (default: the flow's latest run), for
-    commands that act on an existing run (resume; spin): pass them to
-    read_configs(flow_cls, stored=...)."""
-    from . import _core
-    from .runtime import run_to_resume
-
-    ds = _core.Datastore(root, readonly=True)
-    try:
-        run = ds.get_run(flow_name, run_to_resume(ds, flow_name, run_id))
-        graph = json.loads(run.graph_json or "{}")
-    finally:
-        del ds
-    return graph.get("configs", {})
-
-
 def _payload_configs() -> dict[str, Any]:
-    from .task import decode_payload
+    from ..runtime.task_data import decode_payload
 
     path = os.environ.get("CAIRN_TASK_PAYLOAD")
     if not path:

@@ -11,18 +11,19 @@ working directory, read with `inspect_spin(".")`."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import sys
+import tempfile
 from typing import Any
 
-from . import _core
-from .cli import command, spec_for
-from .errors import CairnException, NotFoundError, UnknownStepError
-from .metadata_provider import SPIN_DIR
-from .runtime import datastore_root, system_tags, username
+from .. import _core
+from ..errors import CairnException, NotFoundError, UnknownStepError
+from ..graph import spec_for
+from ..home import username
+from ..metadata_provider import SPIN_DIR
+from .run import system_tags
 
 
 class _ScratchStore:
@@ -128,30 +129,30 @@ def _source_task(ds: Any, flow: str, step: str, pathspec: str | None) -> Any:
                         f"run the flow first")
 
 
-@command("spin")
-def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
+def spin(flow_cls: type, root: str, step_name: str, spin_pathspec: str | None = None,
+         persist: bool = False) -> int:
+    """Runs `step_name` with the inputs of its task `spin_pathspec`
+    (RUN_ID/STEP/TASK_ID; default: the latest run's) and lists what it set;
+    `persist` keeps the task in ./.cairn_spin. Returns the exit status."""
+    from ..config import read_configs
     from . import task as task_module
-    from .config import read_configs
-    from .flow_options import run_configs
+    from .run import run_configs
 
-    if not getattr(getattr(flow_cls, args.step_name, None), "_cairn_step", False):
-        raise UnknownStepError(f"spin: flow {flow_cls.__name__} has no step named '{args.step_name}'")
-    root = datastore_root(args.datastore_root)
+    if not getattr(getattr(flow_cls, step_name, None), "_cairn_step", False):
+        raise UnknownStepError(f"spin: flow {flow_cls.__name__} has no step named '{step_name}'")
     ds = _core.Datastore(root, readonly=True)
-    source = _source_task(ds, flow_cls.__name__, args.step_name, args.spin_pathspec)
+    source = _source_task(ds, flow_cls.__name__, step_name, spin_pathspec)
     # The flow's configs are those of the run whose task it takes inputs from.
     read_configs(flow_cls, stored=run_configs(flow_cls.__name__, root, source.run_id))
     spec = spec_for(flow_cls)
     inputs = _Inputs(ds, source.run_id, spec)
-    import tempfile  # here: the CLI imports this module for every command, run included
-
     with tempfile.TemporaryDirectory(prefix="cairn-spin-") as tmp:
-        scratch = os.path.abspath(SPIN_DIR) if args.persist else tmp
+        scratch = os.path.abspath(SPIN_DIR) if persist else tmp
         flow_info = {"root": root, "user": username(), "tags": [], "with_decorators": [],
                      "file": spec["file"]}
         payload = inputs.payload(source, flow_info)
         del ds, inputs
-        print(f"Spinning step '{args.step_name}' with the inputs of "
+        print(f"Spinning step '{step_name}' with the inputs of "
               f"{flow_cls.__name__}/{source.run_id}/{source.step}/{source.task_id}")
         sys.stdout.flush()
         read_end, write_end = os.pipe()
@@ -173,18 +174,18 @@ def cmd_spin(flow_cls: type, args: argparse.Namespace) -> int:
         if "exception" in result:
             failure = result["exception"]
             raise CairnException(
-                f"step '{args.step_name}' failed: {failure.get('type')}: {failure.get('message')}")
+                f"step '{step_name}' failed: {failure.get('type')}: {failure.get('message')}")
         if os.waitstatus_to_exitcode(status) != 0:
-            raise CairnException(f"step '{args.step_name}' failed: the task exited with status "
+            raise CairnException(f"step '{step_name}' failed: the task exited with status "
                                  f"{os.waitstatus_to_exitcode(status)}")
     inherited = {r[1] for item in payload["inputs"] for r in item["artifacts"]}
     inherited |= {r[1] for r in payload["params"]}
     changed = [r for r in result.get("artifacts", []) if r[1] not in inherited]
-    where = "not stored" if not args.persist else f"kept in {os.path.abspath(SPIN_DIR)}"
-    print(f"Step '{args.step_name}' succeeded; it set {len(changed)} artifact(s) ({where}):")
+    where = "not stored" if not persist else f"kept in {os.path.abspath(SPIN_DIR)}"
+    print(f"Step '{step_name}' succeeded; it set {len(changed)} artifact(s) ({where}):")
     for name, _, size, type_name, _ in changed:
         print(f"  {name}  {type_name}  {size} B")
-    if args.persist:
+    if persist:
         run_id = _persist(flow_cls.__name__, source, result, binary, payload["blobs"], root)
         print(f"Persisted as {flow_cls.__name__}/{run_id}/{source.step}/{source.task_id}; read it after "
               f"inspect_spin(\"{os.getcwd()}\")")
@@ -217,14 +218,3 @@ def _persist(flow: str, source: Any, result: dict[str, Any], binary: bytes, inhe
     target.record_succeeded_task(run.run_id, source.step, source.task_id, records, small, now, now)
     target.finish_run(run.run_id, "succeeded")
     return int(run.run_id)
-
-
-def add_parser(sub: Any) -> None:
-    spin = sub.add_parser("spin", help="run one step again with the inputs of its task in a past run")
-    spin.add_argument("step_name", metavar="STEP")
-    spin.add_argument("--spin-pathspec", metavar="RUN_ID/STEP/TASK_ID",
-                      help="the task whose inputs to use (default: the step's first task in the "
-                           "latest run that has one)")
-    spin.add_argument("--persist", action="store_true",
-                      help=f"keep the task and its artifacts in ./{SPIN_DIR}, read with inspect_spin('.')")
-
