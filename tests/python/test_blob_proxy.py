@@ -18,6 +18,10 @@ from cairn.errors import CairnError
 from cairn.stores import CachedStore
 from cairn.stores.proxy import ProxyBlobs, ProxyServer
 
+# The tests fork beside the server's thread, in one process; in a run the
+# server lives in the slot actor and the fork server that forks is single-threaded.
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+
 
 class FolderBlobs:
     """A remote store that is a folder; records which process asked what."""
