@@ -118,8 +118,10 @@ def metaflow_step_argv(python: str, tmp: Path, items: int) -> tuple[list[str], P
     (folder / "flow.py").write_text(textwrap.dedent(FOREACH).replace("ITEMS", str(items))
                                     .replace("from cairn import", "from metaflow import"))
     env = {**os.environ, "USERNAME": "bench", "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(folder / "ds")}
-    subprocess.run([python, "flow.py", "--no-pylint", "--quiet", "run"], cwd=folder, env=env, check=True,
-                   capture_output=True)
+    proc = subprocess.run([python, "flow.py", "--no-pylint", "--quiet", "run", "--max-num-splits",
+                           str(max(items, 100))], cwd=folder, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"the Metaflow run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     root = folder / "ds" / ".metaflow"
     run_id = next(p.name for p in (root / "NoopFlow").iterdir() if p.name.isdigit())
     argv = [python, "flow.py", "--quiet", "--metadata", "local", "--environment", "local",
