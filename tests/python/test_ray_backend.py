@@ -383,7 +383,7 @@ def test_the_code_package_runs_where_the_flow_file_does_not_exist(runner, ray_en
     (runner.dir / "helpers" / "__init__.py").write_text("ANSWER = 42\n")
     flow = runner.write("packaged.py", """
         import os, sys
-        from cairn import FlowSpec, ray, step
+        from cairn import S3, FlowSpec, ray, step
         from helpers import ANSWER
 
         class PackagedFlow(FlowSpec):
@@ -392,6 +392,8 @@ def test_the_code_package_runs_where_the_flow_file_does_not_exist(runner, ray_en
             def start(self):
                 self.where = os.path.abspath(sys.modules["__main__"].__file__)
                 self.answer = ANSWER
+                # A flow that uses cairn's S3 client: its node loaded boto3 once, before forking.
+                self.boto3_loaded = "boto3" in sys.modules
                 self.next(self.end)
 
             @step
@@ -406,6 +408,7 @@ def test_the_code_package_runs_where_the_flow_file_does_not_exist(runner, ray_en
 
     data = Flow("PackagedFlow").latest_run["start"].task.data
     assert data.answer == 42
+    assert data.boto3_loaded is True
     assert data.where.startswith(str(node_cache)) and data.where.endswith("packaged.py")
     assert not data.where.startswith(str(runner.dir))
 
