@@ -71,6 +71,16 @@ def in_child(fn: Any) -> Any:
     return json.loads(data)
 
 
+def serving(remote: FolderBlobs) -> tuple[ProxyServer, int]:
+    """A server, and the forking process's copy of its child end: here the
+    test process forks the tasks itself, so it keeps a copy as a fork server
+    inherits one."""
+    server = ProxyServer(remote)
+    fd = os.dup(server.child_fd)
+    server.start()
+    return server, fd
+
+
 @pytest.fixture
 def remote(tmp_path: Path) -> FolderBlobs:
     (tmp_path / "remote").mkdir()
@@ -78,9 +88,9 @@ def remote(tmp_path: Path) -> FolderBlobs:
 
 
 def test_forked_tasks_put_and_get_blobs_through_the_serving_process(tmp_path, remote):
-    server = ProxyServer(remote)
+    server, fd = serving(remote)
     cache = str(tmp_path / "cache")
-    store = CachedStore(cache, ProxyBlobs(server.child_fd))  # made before the fork, as in a fork server
+    store = CachedStore(cache, ProxyBlobs(fd))  # made before the fork, as in a fork server
     value = os.urandom(64 << 10)
 
     def put() -> str:
@@ -92,7 +102,7 @@ def test_forked_tasks_put_and_get_blobs_through_the_serving_process(tmp_path, re
     assert (remote.root / digest).read_bytes() == Path(store.path_of(digest)).read_bytes()
 
     # Another task on another node (an empty cache) reads it back, verified.
-    other = CachedStore(str(tmp_path / "other"), ProxyBlobs(server.child_fd))
+    other = CachedStore(str(tmp_path / "other"), ProxyBlobs(fd))
     got = in_child(lambda: bytes(other.get(digest)[0]).hex())
     assert bytes.fromhex(got["value"]) == value
     assert ("download", digest) in remote.calls
@@ -100,8 +110,8 @@ def test_forked_tasks_put_and_get_blobs_through_the_serving_process(tmp_path, re
 
 
 def test_errors_of_the_remote_store_reach_the_task(tmp_path, remote):
-    server = ProxyServer(remote)
-    blobs = ProxyBlobs(server.child_fd)
+    _, fd = serving(remote)
+    blobs = ProxyBlobs(fd)
     (tmp_path / "f").write_bytes(b"x")
     assert in_child(lambda: blobs.upload("refused", str(tmp_path / "f")))["error"] == (
         "Error: PUT of blob refused: AccessDenied")

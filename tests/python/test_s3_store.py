@@ -175,6 +175,7 @@ def test_a_run_with_an_s3_datastore_is_read_back_from_s3(server, runner):
     bucket = server.new_bucket()
     env = server.env(bucket)
     flow = runner.write("big.py", """
+        import os, shutil, sys
         from cairn import FlowSpec, step
 
         class BigFlow(FlowSpec):
@@ -185,12 +186,17 @@ def test_a_run_with_an_s3_datastore_is_read_back_from_s3(server, runner):
 
             @step
             def end(self):
+                # As on another machine: the blob only in S3, so reading it downloads it.
+                shutil.rmtree(os.environ["BIG_CACHE"])
                 assert len(self.blob) == 10240000
+                # ... through the run process, which holds the S3 client: the
+                # worker and its tasks never load boto3 (stores/proxy.py).
+                assert "boto3" not in sys.modules
 
         if __name__ == "__main__":
             BigFlow()
     """)
-    proc = runner.run(flow, "run", check=True, env=env)
+    proc = runner.run(flow, "run", check=True, env={**env, "BIG_CACHE": str(runner.root / "objects")})
     assert any(k.startswith("cairn/objects/") for k in server.objects(bucket)), proc.stdout + proc.stderr
     # Another machine: the metadata, but none of the blob files.
     import shutil

@@ -199,9 +199,25 @@ def execute(flow_cls: type, spec: dict[str, Any], *, root: str, param_records: l
     return summary
 
 
+def _blob_proxy() -> Any:
+    """With an S3 datastore: a ProxyServer through which the worker's tasks
+    reach S3, served by this process (a thread, while the engine runs
+    without the GIL), so that the worker forks without boto3 loaded: each
+    fork and exit is then ~1.5 ms cheaper (stores/proxy.py). None without."""
+    from ..stores import remote_from_env
+
+    remote = remote_from_env()
+    if remote is None:
+        return None
+    from ..stores.proxy import ProxyServer
+
+    return ProxyServer(remote)
+
+
 def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, Any],
                      console: dict[str, Any], root: str, sidecar: Any, with_decorators: list[str]
                      ) -> dict[str, Any]:
+    proxy = _blob_proxy()
     engine_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     pid = os.fork()
@@ -210,10 +226,17 @@ def _run_with_worker(flow_cls: type, spec: dict[str, Any], options: dict[str, An
             engine_end.close()
             from .worker import serve
 
-            serve(flow_cls, spec, worker_end, parent, root, with_decorators)
+            store = None
+            if proxy is not None:
+                from ..stores import CachedStore
+
+                store = CachedStore(root, proxy.blobs_in_child())
+            serve(flow_cls, spec, worker_end, parent, root, with_decorators, store)
         finally:
             os._exit(0)
     worker_end.close()
+    if proxy is not None:
+        proxy.start()
     try:
         extra = sidecar()
     except BaseException:

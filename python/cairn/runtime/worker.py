@@ -44,15 +44,21 @@ def serve(flow_cls: type, spec: dict[str, Any], sock: socket.socket, parent: int
     (runtime.execute, which has also checked its parameters) and by a Ray
     node's fork server: each step's decorators are then resolved here, once,
     rather than in every task. `store`: the tasks' blob store, if not the
-    root's (a Ray node's reaches S3 through its slot actor)."""
+    root's: with an S3 datastore, a proxy to the process that holds the S3
+    client (the run process, or a Ray node's slot actor; stores/proxy.py),
+    so that this process forks without boto3 loaded."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine handles Ctrl-C
     params_checked = with_decorators is not None
     if with_decorators is not None:
         step_plan.prepare(flow_cls, spec, with_decorators)
     if store is None:
         store = open_store(root)  # through to S3 when an S3 datastore is configured
-    if hasattr(store, "warm"):
-        store.warm()  # before forking: each child then makes its S3 client in milliseconds
+    if "cairn.stores.s3_client" in sys.modules:
+        # The flow uses cairn's S3 client, whose tasks make boto3 clients:
+        # import boto3 once here (0.09 s) rather than in each task. Loaded,
+        # it makes each fork 0.8 ms dearer, so other flows go without.
+        with contextlib.suppress(ImportError):  # the task says to install it
+            import boto3  # noqa: F401
     # Set once here rather than in every child: each thing a child does
     # touches pages it must then copy. Children write to fds 1 and 2 after
     # dup2, so these objects serve them unchanged.

@@ -138,11 +138,6 @@ class CachedStore:
         with self._lock:
             self._present.add(digest)
 
-    def warm(self) -> None:
-        warm = getattr(self.remote, "warm", None)
-        if warm is not None:
-            warm()
-
     def has(self, digest: str) -> bool:
         return self.local.has(digest) or self.remote.exists(digest)
 

@@ -29,21 +29,28 @@ _OPS = ("exists", "upload", "download")
 
 
 class ProxyServer:
-    """Serves `remote` to the processes that inherit `child_fd`."""
+    """Serves `remote` to the processes that inherit `child_fd`. Made before
+    the forking process is started or forked; start() once it has been, so
+    that no thread exists across the fork."""
 
     def __init__(self, remote: RemoteBlobs):
         self.remote = remote
         self._ours, self._theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        threading.Thread(target=self._accept, daemon=True, name="cairn-blob-proxy").start()
 
     @property
     def child_fd(self) -> int:
-        """The descriptor to pass to the forking process (ProxyBlobs(fd))."""
+        """The descriptor the forking process asks through (ProxyBlobs(fd))."""
         return self._theirs.fileno()
 
-    def close_child_end(self) -> None:
-        """Once the forking process has it: this process keeps only its own end."""
+    def start(self) -> None:
+        """In the serving process, once the forking one has its end."""
         self._theirs.close()
+        threading.Thread(target=self._accept, daemon=True, name="cairn-blob-proxy").start()
+
+    def blobs_in_child(self) -> ProxyBlobs:
+        """In a forked child that is to be the forking process: its RemoteBlobs."""
+        self._ours.close()
+        return ProxyBlobs(self.child_fd)
 
     def _accept(self) -> None:
         while True:

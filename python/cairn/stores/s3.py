@@ -120,13 +120,6 @@ class S3Blobs:
                 "s3", endpoint_url=self.config.endpoint_url, config=client_config(botocore_config))
         return c
 
-    def warm(self) -> None:
-        """Loads boto3 and the S3 model before a process forks, so that each
-        child makes its own client in milliseconds."""
-        import threading  # here, not at import: its at-fork hook costs each forked task
-        self.client()
-        self._local = threading.local()  # the parent's client is not for the children
-
     def key_of(self, digest: str) -> str:
         return self.config.key(f"objects/{digest[:2]}/{digest[2:]}")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from typing import Any
 
 from ... import _core
@@ -46,11 +45,5 @@ def serve(flow_cls: type, root: str) -> int:
     # through the slot actor, so this process does not load boto3: a smaller
     # process forks and exits faster (stores/proxy.py).
     store = CachedStore(root, ProxyBlobs(blobs_fd))
-    if "cairn.stores.s3_client" in sys.modules:
-        # The flow uses cairn's S3 client, whose tasks make boto3 clients:
-        # import boto3 once here (0.09 s) rather than in each task. Loaded,
-        # it makes each fork 0.8 ms dearer, so other flows go without.
-        import boto3  # noqa: F401
-
     serve_worker(flow_cls, spec, sock, parent, root, with_decorators, store)
     return 0

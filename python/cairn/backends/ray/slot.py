@@ -96,7 +96,7 @@ class SlotActor:
             cwd=code, env=env, pass_fds=[theirs.fileno(), self.proxy.child_fd], stdin=subprocess.DEVNULL,
         )
         theirs.close()
-        self.proxy.close_child_end()
+        self.proxy.start()
         self.sock = ours
         self.replies = b""
         self.reply_lock = threading.Lock()
