@@ -154,6 +154,24 @@ def test_puts_send_a_crc32_of_their_bytes_and_no_payload_signature(server, tmp_p
     assert sent[0]["X-Amz-Content-SHA256"] in ("UNSIGNED-PAYLOAD", b"UNSIGNED-PAYLOAD")
 
 
+def test_threads_share_one_client_and_a_forked_child_makes_its_own(server, tmp_path):
+    import threading
+
+    blobs = S3Blobs(S3Config.parse("s3://any/prefix", server.endpoint))
+    first = blobs.client()
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(blobs.client())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(c is first for c in seen)  # a proxy's request thread makes no client
+    pid = os.fork()
+    if pid == 0:  # never the parent's connections
+        os._exit(0 if blobs.client() is not first else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
 def test_a_failed_upload_fails_the_put(server, tmp_path):
     store = _store(server, "no-such-bucket", tmp_path / "a")
     with pytest.raises(S3ConfigError, match=r"of blob \w+ at s3://no-such-bucket/some/prefix"):

@@ -91,14 +91,17 @@ def client_config(botocore_config: Any, **kw: Any) -> Any:
 
 class S3Blobs:
     """The remote half of a CachedStore. Safe across fork (a child makes its
-    own client) and across threads (one client per thread)."""
+    own client) and across threads: they share one client, as boto3's
+    clients allow, so a thread that serves one task's request (a blob proxy)
+    does not make one of its own (5-13 ms each, 95 ms the first)."""
 
     single_put_max = SINGLE_PUT_MAX
 
     def __init__(self, config: S3Config):
         import threading  # here, not at import: its at-fork hook costs each forked task
         self.config = config
-        self._local = threading.local()
+        self._client: Any = None
+        self._lock = threading.Lock()
         self._pid = os.getpid()
         self._session: Any = None  # shared across fork: it holds no connections, only loaded models
         self._conditional = True   # until the server says it lacks If-None-Match
@@ -107,17 +110,20 @@ class S3Blobs:
 
     # --- client --------------------------------------------------------------
     def client(self) -> Any:
-        import threading  # here, not at import: its at-fork hook costs each forked task
         if self._pid != os.getpid():  # forked: never share the parent's connections
-            self._local = threading.local()
-            self._pid = os.getpid()
-        c = getattr(self._local, "client", None)
+            import threading  # here, not at import: its at-fork hook costs each forked task
+
+            self._client, self._lock, self._pid = None, threading.Lock(), os.getpid()
+        c = self._client
         if c is None:
-            boto3, botocore_config = _boto3()
-            if self._session is None:
-                self._session = boto3.session.Session()
-            c = self._local.client = self._session.client(
-                "s3", endpoint_url=self.config.endpoint_url, config=client_config(botocore_config))
+            with self._lock:  # a boto3 Session is not thread-safe; the client it makes is
+                if self._client is None:
+                    boto3, botocore_config = _boto3()
+                    if self._session is None:
+                        self._session = boto3.session.Session()
+                    self._client = self._session.client(
+                        "s3", endpoint_url=self.config.endpoint_url, config=client_config(botocore_config))
+                c = self._client
         return c
 
     def key_of(self, digest: str) -> str:
