@@ -172,6 +172,24 @@ def test_threads_share_one_client_and_a_forked_child_makes_its_own(server, tmp_p
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
+def test_a_full_disk_under_a_teed_put_fails_it_and_leaves_no_file(server, tmp_path, monkeypatch):
+    import errno
+
+    store = _store(server, server.new_bucket(), tmp_path / "a")
+    real = os.pwrite
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        if offset > (1 << 20):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(CairnError, match="could not be written to the cache at .*No space left on device"):
+        store.put([os.urandom(3 << 20)])  # above TEE_MIN: teed
+    monkeypatch.setattr(os, "pwrite", real)
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.is_file()]  # no blob, no temporary file
+
+
 def test_a_failed_upload_fails_the_put(server, tmp_path):
     store = _store(server, "no-such-bucket", tmp_path / "a")
     with pytest.raises(S3ConfigError, match=r"of blob \w+ at s3://no-such-bucket/some/prefix"):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .. import _core
-from ..errors import NotFoundError
+from ..errors import DatastoreError, NotFoundError
 from .config import S3Config
 
 
@@ -63,30 +63,22 @@ class CachedStore:
     def _put_teed(self, digest: str, parts: list[Any], plan: tuple[bytes, list[int], int],
                   upload_views: Any) -> tuple[str, int, int] | None:
         """A raw blob goes up from the caller's buffers, and each piece the
-        upload reads is written to the cache file at once, from the same
-        bytes: one pass over the value, on one thread, in the time the server
-        takes to take it. None if the upload sent no body (the bucket has the
-        blob): the caller then writes the cache as usual."""
-        # One thread writing as it sends, rather than the store's writer in a
-        # second thread: measured faster on a busy 2-core machine, where the
-        # two threads fought the server for the cores (docs/performance.md).
+        upload reads is written to the cache file from the same bytes: one
+        pass over the value, in the time the server takes to take it. None
+        if the upload sent no body (the bucket has the blob): the caller then
+        writes the cache as usual."""
         size = plan[2]
-        written = 0
-
-        def tee(offset: int, data: bytes) -> None:
-            nonlocal written
-            view = memoryview(data)
-            while view:
-                n = os.pwrite(fd, view, offset)
-                view, offset = view[n:], offset + n
-            written = max(written, offset)
-
         with self._beside(digest, "put") as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            writer = _PieceWriter(fd)
             try:
-                upload_views(digest, file_views(plan, parts), tee)
+                upload_views(digest, file_views(plan, parts), writer.write)
             finally:
+                written = writer.finish()
                 os.close(fd)
+            if writer.error is not None:
+                raise DatastoreError(f"blob {digest} could not be written to the cache at {self.root}: "
+                                     f"{writer.error}")
             if written == size:  # a body went up whole, so the file is whole
                 os.replace(tmp, self.local.path_of(digest))
         if written != size:
@@ -143,6 +135,52 @@ class CachedStore:
 
     def path_of(self, digest: str) -> str:
         return self.local.path_of(digest)
+
+
+class _PieceWriter:
+    """Writes the pieces a put sends into the cache file, in order, on a
+    thread of its own, so that the sending thread never waits for the page
+    cache. A 100 MB put to the local test server, quiet machine, medians of
+    15 alternating: 0.572 s against 0.589 s with the writes on the sending
+    thread (docs/performance.md)."""
+
+    def __init__(self, fd: int):
+        import queue
+        import threading
+
+        self.fd = fd
+        self.end = 0  # the file is whole up to here
+        self.error: OSError | None = None
+        self._pieces: Any = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cairn-cache-writer")
+        self._thread.start()
+
+    def write(self, offset: int, data: Any) -> None:
+        """Called by the sender with each piece it sends (a copy: the sender
+        hands the socket copies too, _ViewsBody.read)."""
+        self._pieces.put((offset, data))
+
+    def finish(self) -> int:
+        """Waits for every piece queued; returns how far the file is whole."""
+        if self._thread.is_alive():
+            self._pieces.put(None)
+            self._thread.join()
+        return self.end
+
+    def _run(self) -> None:
+        while (piece := self._pieces.get()) is not None:
+            if self.error is not None:
+                continue
+            offset, data = piece
+            view = memoryview(data)
+            try:
+                while view:
+                    n = os.pwrite(self.fd, view, offset)
+                    view, offset = view[n:], offset + n
+            except OSError as e:  # typically a full disk: the put fails, the file is removed
+                self.error = e
+                continue
+            self.end = max(self.end, offset)
 
 
 def file_views(plan: tuple[bytes, list[int], int], parts: list[Any]) -> list[memoryview]:
