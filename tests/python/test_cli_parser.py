@@ -83,3 +83,22 @@ def test_a_reserved_parameter_name_fails_every_command(runner):
         proc = runner.run(flow, command)
         assert proc.returncode == 1
         assert "Parameter name 'tag' is a reserved word" in proc.stderr, (command, proc.stderr)
+
+
+def test_package_suffixes_choose_what_the_code_package_holds(monkeypatch, tmp_path):
+    from cairn.backends.package import package_files, suffixes_from_env
+    from cairn.cli.options import HabitError, check_top_level
+
+    monkeypatch.delenv("CAIRN_PACKAGE_SUFFIXES", raising=False)
+    args = build_parser(PlainFlow, ["--package-suffixes", ".txt, .json", "check"]).parse_args(
+        ["--package-suffixes", ".txt, .json", "check"])
+    check_top_level(args)
+    for name in ("flow.py", "notes.txt", "conf.json", "data.csv"):
+        (tmp_path / name).write_text("x")
+    packaged = [p for p, _ in package_files(str(tmp_path / "flow.py"), suffixes_from_env())]
+    assert packaged == ["conf.json", "flow.py", "notes.txt"]
+
+    bad = build_parser(PlainFlow, ["--package-suffixes", "txt", "check"]).parse_args(
+        ["--package-suffixes", "txt", "check"])
+    with pytest.raises(HabitError, match="--package-suffixes=txt: expected file suffixes"):
+        check_top_level(bad)

@@ -5,13 +5,15 @@ type out of habit, and the help text of a flow's parameters.
 Top-level `--metadata`, `--datastore` and `--environment` are accepted with
 the one value that means something here (`local`); `--pylint`/`--no-pylint`
 are accepted and do nothing (cairn checks every graph in C++ anyway); `--with`
-may come before the command, as in Metaflow. Every other value is refused with
+may come before the command, as in Metaflow; `--package-suffixes` chooses
+what the code package of a run with remote steps holds besides .py files. Every other value is refused with
 a one-line reason. No option may be abbreviated: `--datastore=local` must
 never be read as `--datastore-root=local`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..errors import CairnException
@@ -43,6 +45,9 @@ def add_top_level(parser: argparse.ArgumentParser) -> None:
                         help="accepted for Metaflow compatibility (no pylint runs either way)")
     parser.add_argument("--with", dest="top_with", action="append", default=[], metavar="DECORATOR",
                         help="add a decorator to every step of run/resume (as run --with)")
+    parser.add_argument("--package-suffixes", dest="package_suffixes", metavar=".EXT,...",
+                        help="files with these suffixes (besides .py) go into the code package of "
+                             "a run with steps on Ray (as CAIRN_PACKAGE_SUFFIXES)")
 
 
 def add_run_namespace(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +63,15 @@ def check_top_level(args: argparse.Namespace) -> None:
         given = getattr(args, f"habit_{name}", None)
         if given is not None and given != value:
             raise HabitError(f"--{name}={given} is not available: {reason} (--{name}={value} is accepted)")
+    suffixes = getattr(args, "package_suffixes", None)
+    if suffixes is not None:
+        listed = [s.strip() for s in suffixes.split(",") if s.strip()]
+        wrong = [s for s in listed if not s.startswith(".") or len(s) < 2]
+        if wrong or not listed:
+            raise HabitError(f"--package-suffixes={suffixes}: expected file suffixes separated by "
+                             f"commas, such as .txt,.json")
+        # Read where the package is built (backends/package.py), in this process.
+        os.environ["CAIRN_PACKAGE_SUFFIXES"] = ",".join(listed)
     top_with = getattr(args, "top_with", [])
     if top_with:
         if not hasattr(args, "with_decorators"):
