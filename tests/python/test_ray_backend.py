@@ -135,7 +135,7 @@ def test_foreach_spreads_over_all_nodes_and_reads_back_on_the_head(runner, ray_e
 
 def test_gpu_steps_land_on_the_gpu_node_and_impossible_ones_fail_fast(runner, ray_env, cluster):
     flow = runner.write("gpu.py", """
-        import os
+        import os, sys
         from cairn import FlowSpec, ray, resources, step
 
         class GpuFlow(FlowSpec):
@@ -155,6 +155,8 @@ def test_gpu_steps_land_on_the_gpu_node_and_impossible_ones_fail_fast(runner, ra
             @step
             def end(self):
                 self.local = "CAIRN_RAY_NODE_ID" not in os.environ
+                # The run uploaded its code package after forking this worker.
+                self.boto3_loaded = "boto3" in sys.modules
 
         if __name__ == "__main__":
             GpuFlow()
@@ -165,6 +167,7 @@ def test_gpu_steps_land_on_the_gpu_node_and_impossible_ones_fail_fast(runner, ra
     data = Flow("GpuFlow").latest_run.data
     assert data.node == cluster.gpu_id and data.labelled_node == cluster.gpu_id
     assert data.local  # a step without @ray ran here
+    assert data.boto3_loaded is False
 
     flow.write_text(flow.read_text().replace("@resources(gpu=1)", "@resources(gpu=2)"))
     proc = runner.run(flow, "run", "--ray-pending-timeout", "3600", timeout=300)

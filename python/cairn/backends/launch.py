@@ -100,7 +100,9 @@ def require_s3() -> S3Config:
 
 
 def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, Any] | None:
-    """Everything checked and the code package uploaded; None if no step is remote."""
+    """Everything checked and the code package built; None if no step is
+    remote. The package is uploaded by start(), after the local worker has
+    been forked, so that the worker never loads boto3 (stores/proxy.py)."""
     steps = remote_steps(spec)
     if not steps:
         return None
@@ -110,15 +112,16 @@ def prepare(spec: dict[str, Any], root: str, address: str | None) -> dict[str, A
     forwarded_credentials()  # a bad value stops the run before anything runs
     from . import package  # only for remote steps: tarfile stays out of local runs
 
-    digest = package.store(spec["file"], open_store(root))
-    return {"address": address, "package": digest, "steps": steps}
+    return {"address": address, "package": package.build(spec["file"]), "steps": steps}
 
 
 def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout: float | None,
           with_decorators: list[str] | None = None) -> Sidecar:
-    """Starts the sidecar and waits until it is connected to the cluster.
-    `with_decorators`: the run's --with options, so that the nodes' fork
-    servers resolve each step's decorators once, as the local worker does."""
+    """Uploads the code package, starts the sidecar and waits until it is
+    connected to the cluster. `with_decorators`: the run's --with options, so
+    that the nodes' fork servers resolve each step's decorators once, as the
+    local worker does."""
+    digest = open_store(root).put([plan["package"]])[0]
     os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
     spec_path = os.path.join(root, "tmp", f"ray-spec-{os.getpid()}.json")
     with open(spec_path, "w") as f:
@@ -126,7 +129,7 @@ def start(plan: dict[str, Any], spec: dict[str, Any], root: str, pending_timeout
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     config = {
         "fd": theirs.fileno(), "parent": os.getpid(), "spec": spec_path, "root": root,
-        "address": plan["address"], "package": plan["package"],
+        "address": plan["address"], "package": digest,
         "flow_file": os.path.basename(spec["file"]), "with_decorators": with_decorators or [],
         "pending_timeout": pending_timeout if pending_timeout is not None else DEFAULT_PENDING_TIMEOUT_S,
     }

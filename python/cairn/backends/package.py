@@ -57,11 +57,6 @@ def build(flow_file: str, suffixes: tuple[str, ...] | None = None) -> bytes:
     return buf.getvalue()
 
 
-def store(flow_file: str, blobs: Any) -> str:
-    """Builds the package and puts it into `blobs` (a store with put); its digest."""
-    return blobs.put([build(flow_file)])[0]
-
-
 def extract(data: bytes, dest: str) -> None:
     """Unpacks into `dest` atomically: a folder appears complete or not at all."""
     if os.path.isdir(dest):
