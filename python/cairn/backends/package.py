@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from typing import Any
 
 from ..errors import CairnException
 
