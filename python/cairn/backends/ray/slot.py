@@ -41,7 +41,7 @@ def node_cache(node_id: str) -> str:
 class _Task:
     """A task of this slot between calls: its pipes and what it has said."""
 
-    def __init__(self, key: int, reads: list[int], timeout_s: float):
+    def __init__(self, key: int, reads: list[int], timeout_s: float, server: socket.socket):
         self.key = key
         self.reads = reads
         self.open = len(reads)
@@ -52,9 +52,7 @@ class _Task:
         self.sel = selectors.DefaultSelector()
         for stream, fd in enumerate(reads):
             self.sel.register(fd, selectors.EVENT_READ, stream)
-
-    def watch(self, sock: socket.socket) -> None:
-        self.sel.register(sock, selectors.EVENT_READ, "sock")
+        self.sel.register(server, selectors.EVENT_READ, "sock")  # the fork server's replies
 
     def close(self) -> None:
         self.sel.close()
@@ -131,8 +129,7 @@ class SlotActor:
         finally:
             for _, w in pipes:
                 os.close(w)
-        task = _Task(key, [r for r, _ in pipes], timeout_s)
-        task.watch(self.sock)
+        task = _Task(key, [r for r, _ in pipes], timeout_s, self.sock)
         with self.lock:
             self.tasks[key] = task
         return self._pump(task)
